@@ -1,0 +1,135 @@
+"""The `warden` command line: a thin Typer layer over the services.
+
+Each command builds what it needs from the settings (via `warden.services`)
+and prints; no command holds logic another entry point would need.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from warden import __version__
+from warden.config import Settings, load_settings
+from warden.errors import ConfigError
+
+app = typer.Typer(
+    name="warden",
+    help="Warden: the safety layer beside Lemmy and pict-rs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Show and check settings.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="TOML settings file (default: $WARDEN_CONFIG).", envvar=None
+    ),
+]
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    """The settings for this invocation, read once and cached on the context."""
+    root = ctx.find_root()
+    obj = root.obj if isinstance(root.obj, dict) else {}
+    if "settings" not in obj:
+        try:
+            obj["settings"] = load_settings(obj.get("config_path"))
+        except ConfigError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        root.obj = obj
+    settings: Settings = obj["settings"]
+    return settings
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug output.")] = False,
+) -> None:
+    """Warden: the safety layer beside Lemmy and pict-rs."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.obj = {"config_path": config}
+
+
+@app.command()
+def version() -> None:
+    """Print Warden's version."""
+    typer.echo(__version__)
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context) -> None:
+    """Print the effective settings as JSON (secrets masked)."""
+    settings = settings_from(ctx)
+    typer.echo(json.dumps(json.loads(settings.model_dump_json()), indent=2))
+
+
+@app.command()
+def scan(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to scan.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per file per line.")
+    ] = False,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")
+    ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, help="Files decoded in parallel.")
+    ] = 2,
+) -> None:
+    """Scan image files and folders; exit 0 if all accepted, 1 if any refused or for review, 2 if any unreadable."""
+    from warden.jobs.scan import run_scan
+
+    settings = settings_from(ctx)
+    code = run_scan(settings, paths, as_json=as_json, recursive=recursive, workers=workers)
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Address (default: server.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: server.port).")] = None,
+) -> None:
+    """Run the HTTP service: pict-rs validation, the scan API, health and metrics."""
+    import uvicorn
+
+    from warden.web.app import create_app
+
+    settings = settings_from(ctx)
+    logging.getLogger().setLevel(logging.INFO)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=host or settings.server.host,
+        port=port or settings.server.port,
+        log_level="info",
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

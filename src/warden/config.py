@@ -1,0 +1,242 @@
+"""The one settings object: a TOML file, overridden by `WARDEN_*` environment.
+
+Every field is typed, defaulted and described; `warden config show` prints the
+effective values and the docs test checks every field has a description.
+Nested sections are reached from the environment with a double underscore:
+`WARDEN_SERVER__PORT=9000`, `WARDEN_MEDIA__MAX_BYTES=1000000`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from warden.domain.policy import FailMode, LabelPolicy
+
+#: Labels of NudeNet's 320n model that refuse by default: exposed genitalia,
+#: breasts, buttocks and anus. Faces and covered labels never decide anything
+#: unless an admin says so.
+DEFAULT_REJECT_LABELS = (
+    "FEMALE_GENITALIA_EXPOSED",
+    "MALE_GENITALIA_EXPOSED",
+    "FEMALE_BREAST_EXPOSED",
+    "BUTTOCKS_EXPOSED",
+    "ANUS_EXPOSED",
+)
+
+
+class LabelThreshold(BaseModel):
+    """Score bands for one label."""
+
+    reject: float | None = Field(
+        None, ge=0, le=1, description="Score at or above which media is refused."
+    )
+    review: float | None = Field(
+        None, ge=0, le=1, description="Score at or above which media is queued for review."
+    )
+
+
+def _default_labels() -> dict[str, LabelThreshold]:
+    return {label: LabelThreshold(reject=0.5, review=0.3) for label in DEFAULT_REJECT_LABELS}
+
+
+class MediaSettings(BaseModel):
+    """Limits on every decode: bytes, pixels, frames and time."""
+
+    max_bytes: int = Field(40 * 1024 * 1024, gt=0, description="Largest file accepted, in bytes.")
+    max_pixels: int = Field(
+        100_000_000,
+        gt=0,
+        description="Largest width x height, read from the header before decoding.",
+    )
+    max_side: int = Field(30_000, gt=0, description="Largest width or height in pixels.")
+    max_frames: int = Field(2_000, gt=0, description="Most frames an animation may have.")
+    sample_frames: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="Frames scanned per animation: the first and evenly spaced ones.",
+    )
+    decode_timeout_s: float = Field(
+        5.0, gt=0, description="Wall-clock limit for decoding one file, in seconds."
+    )
+    scan_side: int = Field(
+        512,
+        ge=64,
+        description="Shortest side JPEGs are draft-decoded to; the scan never needs more.",
+    )
+
+
+class ModelSettings(BaseModel):
+    """The bundled NudeNet detector and how it runs."""
+
+    path: Path | None = Field(
+        None,
+        description="ONNX model file; default: 320n.onnx inside the installed nudenet package.",
+    )
+    providers: list[str] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        description="onnxruntime execution providers, in order of preference (e.g. CUDAExecutionProvider).",
+    )
+    threads: int = Field(
+        0, ge=0, description="Threads for one model call; 0 lets onnxruntime use every core."
+    )
+    precision: Literal["float", "int8"] = Field(
+        "float",
+        description="float runs the model as shipped; int8 runs a quantised copy made on first use.",
+    )
+    batch_size: int = Field(8, ge=1, le=256, description="Most images per model call.")
+    min_score: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Detections below this score are ignored (NudeNet's own cut-off).",
+    )
+
+
+class PolicySettings(BaseModel):
+    """How scores become decisions, and what happens when none can be reached."""
+
+    labels: dict[str, LabelThreshold] = Field(
+        default_factory=_default_labels, description="Per-label reject/review thresholds."
+    )
+    fail_mode_upload: FailMode = Field(
+        FailMode.CLOSED,
+        description="Answer for local uploads when the scanner cannot decide: closed refuses, open accepts (and logs it).",
+    )
+    fail_mode_remote: FailMode = Field(
+        FailMode.CLOSED, description="The same for remote media fetched by pict-rs."
+    )
+
+    def label_policy(self) -> LabelPolicy:
+        return LabelPolicy.from_thresholds(
+            {k: (v.reject, v.review) for k, v in self.labels.items()}
+        )
+
+
+class ServerSettings(BaseModel):
+    """The HTTP service (`warden serve`)."""
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8790, gt=0, lt=65536, description="Port to listen on.")
+    deadline_ms: int = Field(
+        25_000,
+        gt=0,
+        description="Longest a validation may take before the failure mode answers (keep it below pict-rs's 30 s client timeout).",
+    )
+    batch_window_ms: float = Field(
+        4.0, ge=0, description="How long a scan waits for others to share one model call."
+    )
+    scan_workers: int = Field(2, ge=1, description="Threads that decode and hash media.")
+    pictrs_secret: SecretStr | None = Field(
+        None, description="If set, /pictrs/validate requires ?secret=<this> in the URL."
+    )
+    pictrs_allow_from: list[str] = Field(
+        default_factory=list,
+        description="If set, /pictrs/validate only answers these client addresses or networks.",
+    )
+
+
+class DatabaseSettings(BaseModel):
+    """Where decisions, tokens and banks live."""
+
+    url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite file warden.db in the data folder."
+    )
+
+
+class EvidenceSettings(BaseModel):
+    """Preservation of refused media for the authorities."""
+
+    enabled: bool = Field(
+        True, description="Keep media refused for a label or hash match, encrypted."
+    )
+    key: SecretStr | None = Field(
+        None,
+        description="32-byte key, base64 (urlsafe); `warden evidence keygen` makes one. Required when enabled, except that an embedded default is generated into the data folder on first run.",
+    )
+    retention_days: int = Field(
+        365, ge=1, description="Days evidence is kept before `warden evidence prune` deletes it."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything Warden can be told. See `warden config show`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WARDEN_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(
+        Path("data"), description="Folder for the SQLite database, evidence and derived models."
+    )
+    media: MediaSettings = Field(default_factory=MediaSettings, description="Decode limits.")
+    model: ModelSettings = Field(default_factory=ModelSettings, description="Classifier.")
+    policy: PolicySettings = Field(
+        default_factory=PolicySettings, description="Thresholds and failure modes."
+    )
+    server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP service.")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="Database.")
+    evidence: EvidenceSettings = Field(
+        default_factory=EvidenceSettings, description="Evidence store."
+    )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{(self.data_dir / 'warden.db').resolve()}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = settings_cls.model_config.get("toml_file")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+def load_settings(path: Path | str | None = None, **overrides: object) -> Settings:
+    """Read settings from `path` (or `$WARDEN_CONFIG`), then the environment.
+
+    A named file that does not exist is an error rather than silently ignored:
+    an admin who points at a config expects it to be used.
+    """
+    from warden.errors import ConfigError
+
+    chosen = path if path is not None else os.environ.get("WARDEN_CONFIG")
+    if chosen is None:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    file = Path(chosen).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"config file not found: {file}")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=file)
+
+    try:
+        return FileSettings(**overrides)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError(f"{file}: {exc}") from exc

@@ -1,0 +1,114 @@
+"""One exception family for Warden.
+
+Every refusal Warden makes maps to a stable machine code (what logs, metrics and
+pict-rs/Lemmy callers see) and a human sentence (what an admin or user reads)::
+
+    WardenError
+    ├── ConfigError                 settings or rule files that cannot be used
+    ├── MediaError                  the media itself is refused before any decision
+    │   ├── EmptyMedia              empty_media
+    │   ├── MediaTooLarge           file_too_large
+    │   ├── UnsupportedFormat       unsupported_format
+    │   ├── PolyglotMedia           polyglot_media
+    │   ├── TruncatedMedia          truncated_media
+    │   ├── CorruptMedia            corrupt_media
+    │   ├── BadDimensions           bad_dimensions
+    │   ├── TooManyPixels           too_many_pixels
+    │   ├── TooManyFrames           too_many_frames
+    │   └── DecodeTimeout           decode_timeout
+    ├── ScanError                   the scanner could not reach a decision
+    │   ├── ModelUnavailable        model_unavailable
+    │   └── ScanTimeout             scan_timeout
+    ├── StoreError                  the database or evidence store failed
+    │   └── EvidenceError           evidence_error
+    └── AuthError                   missing or bad credentials
+"""
+
+from __future__ import annotations
+
+
+class WardenError(Exception):
+    """Base of every error Warden raises on purpose."""
+
+    code: str = "warden_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(WardenError):
+    code = "config_error"
+
+
+class MediaError(WardenError):
+    code = "media_error"
+
+
+class EmptyMedia(MediaError):
+    code = "empty_media"
+
+
+class MediaTooLarge(MediaError):
+    code = "file_too_large"
+
+
+class UnsupportedFormat(MediaError):
+    code = "unsupported_format"
+
+
+class PolyglotMedia(MediaError):
+    code = "polyglot_media"
+
+
+class TruncatedMedia(MediaError):
+    code = "truncated_media"
+
+
+class CorruptMedia(MediaError):
+    code = "corrupt_media"
+
+
+class BadDimensions(MediaError):
+    code = "bad_dimensions"
+
+
+class TooManyPixels(MediaError):
+    code = "too_many_pixels"
+
+
+class TooManyFrames(MediaError):
+    code = "too_many_frames"
+
+
+class DecodeTimeout(MediaError):
+    code = "decode_timeout"
+
+
+class ScanError(WardenError):
+    code = "scan_error"
+
+
+class ModelUnavailable(ScanError):
+    code = "model_unavailable"
+
+
+class ScanTimeout(ScanError):
+    code = "scan_timeout"
+
+
+class StoreError(WardenError):
+    code = "store_error"
+
+
+class EvidenceError(StoreError):
+    code = "evidence_error"
+
+
+class AuthError(WardenError):
+    code = "unauthorized"

@@ -1,0 +1,1 @@
+"""Long-running jobs the CLI starts: file scans, rescans, purges."""

@@ -1,0 +1,1 @@
+"""Media: safe decoding, hashing, classification, hash lists and the scan pipeline."""

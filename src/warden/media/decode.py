@@ -1,0 +1,329 @@
+"""Safe decoding: from untrusted bytes to a few small RGB frames, or a named refusal.
+
+The format is identified from the bytes alone (never a file name or a declared
+content type), the header is checked against the limits before a single pixel
+is decoded, JPEGs are decoded in draft mode straight to the scanning resolution,
+animations are sampled (first frame and evenly spaced ones), and every failure
+becomes a `MediaError` whose code and message say what was wrong.
+
+Decoding is cooperative about time: the deadline is checked between frames and
+stages. A single frame cannot run away, because its pixel count is bounded
+before decoding starts.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+import struct
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from warden.domain.verdict import MediaInfo
+from warden.errors import (
+    BadDimensions,
+    CorruptMedia,
+    DecodeTimeout,
+    EmptyMedia,
+    MediaError,
+    MediaTooLarge,
+    PolyglotMedia,
+    TooManyFrames,
+    TooManyPixels,
+    TruncatedMedia,
+    UnsupportedFormat,
+)
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Bounds on one decode (see `MediaSettings` for their meaning and defaults)."""
+
+    max_bytes: int = 40 * 1024 * 1024
+    max_pixels: int = 100_000_000
+    max_side: int = 30_000
+    max_frames: int = 2_000
+    sample_frames: int = 8
+    timeout_s: float = 5.0
+    scan_side: int = 512
+
+
+@dataclass(frozen=True)
+class Format:
+    """A format Warden decodes: its name, MIME type and Pillow's plugin name."""
+
+    name: str
+    mime: str
+    pillow: str
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One sampled frame, RGB, no larger than about twice the scanning side."""
+
+    index: int
+    image: Image.Image
+
+
+@dataclass(frozen=True)
+class DecodedMedia:
+    info: MediaInfo
+    frames: tuple[Frame, ...]
+
+
+FORMATS = {
+    f.name: f
+    for f in (
+        Format("jpeg", "image/jpeg", "JPEG"),
+        Format("png", "image/png", "PNG"),
+        Format("gif", "image/gif", "GIF"),
+        Format("webp", "image/webp", "WEBP"),
+        Format("bmp", "image/bmp", "BMP"),
+        Format("tiff", "image/tiff", "TIFF"),
+        Format("avif", "image/avif", "AVIF"),
+        Format("heic", "image/heic", "HEIF"),
+    )
+}
+
+_AVIF_BRANDS = {b"avif", b"avis"}
+_HEIC_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+_VIDEO_BRANDS = {
+    b"isom",
+    b"iso2",
+    b"mp41",
+    b"mp42",
+    b"qt  ",
+    b"M4V ",
+    b"3gp4",
+    b"3gp5",
+    b"dash",
+    b"avc1",
+}
+
+#: Signatures of things that are not images, named so a refusal can say what it saw.
+_NOT_IMAGES: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7z archive"),
+    (b"\x1f\x8b", "gzip data"),
+    (b"\x1a\x45\xdf\xa3", "a Matroska/WebM video"),
+    (b"\x7fELF", "an ELF executable"),
+    (b"MZ", "a Windows executable"),
+    (b"OggS", "an Ogg stream"),
+    (b"ID3", "an MP3 file"),
+    (b"\x00\x00\x01\x00", "an ICO icon"),
+)
+_MARKUP = re.compile(rb"<(?:script|html|svg|iframe|body|object|embed|\?php)\b", re.IGNORECASE)
+_TEXT_START = re.compile(rb"^(?:\xef\xbb\xbf)?\s*<", re.DOTALL)
+
+
+def sniff(data: bytes) -> Format:
+    """Identify the format from the first bytes, or refuse naming what it is."""
+    head = data[:64]
+    if head.startswith(b"\xff\xd8\xff"):
+        return FORMATS["jpeg"]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return FORMATS["png"]
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return FORMATS["gif"]
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return FORMATS["webp"]
+    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"WAVE"):
+        raise UnsupportedFormat("not an image: a RIFF video or audio file")
+    if head[:2] == b"BM" and len(head) >= 26:
+        return FORMATS["bmp"]
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return FORMATS["tiff"]
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        compatible = {head[i : i + 4] for i in range(16, min(len(head), 64), 4)}
+        if brand in _AVIF_BRANDS:
+            return FORMATS["avif"]
+        if brand in _HEIC_BRANDS or (brand not in _VIDEO_BRANDS and compatible & _HEIC_BRANDS):
+            return FORMATS["heic"]
+        raise UnsupportedFormat(
+            f"not an image: an ISO media file ({brand.decode('latin-1').strip()!r}); video is not accepted"
+        )
+    for magic, what in _NOT_IMAGES:
+        if head.startswith(magic):
+            raise UnsupportedFormat(f"not an image: {what}")
+    if _TEXT_START.match(head):
+        kind = "an SVG image" if b"<svg" in data[:4096].lower() else "markup (HTML/XML/SVG)"
+        raise UnsupportedFormat(f"not an accepted image: {kind}; SVG and markup can carry scripts")
+    raise UnsupportedFormat(
+        "not a recognised image format (JPEG, PNG, GIF, WebP, AVIF, HEIC, BMP, TIFF)"
+    )
+
+
+def check_polyglot(data: bytes, fmt: Format) -> None:
+    """Refuse files that are also something else: a ZIP, a PDF, or a web page.
+
+    Browsers and archive tools will happily open such a file as its other
+    self, so an image that is also a ZIP or a page with a script is refused even
+    if its pixels are harmless.
+    """
+    if b"%PDF-" in data[1:1024]:
+        raise PolyglotMedia(f"{fmt.name} file that is also a PDF document (polyglot)")
+    if b"PK\x05\x06" in data[-65_557:]:
+        raise PolyglotMedia(f"{fmt.name} file that is also a ZIP archive (polyglot)")
+    found = _MARKUP.search(data)
+    if found is not None:
+        tag = found.group(0).decode("latin-1")
+        raise PolyglotMedia(f"{fmt.name} file that carries markup ({tag!r}): refused as a polyglot")
+
+
+@functools.cache
+def _register_plugins() -> bool:
+    """Prepare Pillow once, on first use rather than at import.
+
+    Teaches it HEIC (pillow-heif), and hands pixel limits to Warden: Pillow's
+    own decompression-bomb check is a process-wide constant that fires inside
+    `Image.open` with its own wording, while `_decode` checks the configured
+    limits from every header before any pixel is decoded and says which limit.
+    """
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    except ImportError:  # pragma: no cover - pillow-heif is a dependency
+        return False
+    return True
+
+
+class _Deadline:
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._seconds = seconds
+        self._end = clock() + seconds
+
+    def check(self, stage: str) -> None:
+        if self._clock() > self._end:
+            raise DecodeTimeout(f"decoding took longer than {self._seconds:g} s (at {stage})")
+
+
+def sample_indices(frame_count: int, wanted: int) -> list[int]:
+    """The first frame and evenly spaced others, `wanted` at most, ascending."""
+    if frame_count <= wanted:
+        return list(range(frame_count))
+    if wanted == 1:
+        return [0]
+    step = (frame_count - 1) / (wanted - 1)
+    return sorted({round(i * step) for i in range(wanted)})
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB as a viewer on a light page would see it (alpha composited on white)."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        canvas.alpha_composite(rgba)
+        return canvas.convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return ImageOps.autocontrast(image.convert("F").convert("L")).convert("RGB")
+    return image.convert("RGB")
+
+
+def _shrink(image: Image.Image, scan_side: int) -> Image.Image:
+    """Reduce by an integer factor so the shorter side stays >= scan_side."""
+    factor = min(image.size) // scan_side
+    if factor >= 2:
+        return image.reduce(factor)
+    return image
+
+
+def _classify_pillow_error(exc: BaseException, fmt: Format) -> MediaError:
+    text = str(exc) or type(exc).__name__
+    lowered = text.lower()
+    if isinstance(exc, EOFError) or "truncated" in lowered or "premature end" in lowered:
+        return TruncatedMedia(f"{fmt.name} file is truncated ({text})")
+    if isinstance(exc, Image.DecompressionBombError):
+        return TooManyPixels(f"{fmt.name} image is a decompression bomb ({text})")
+    if isinstance(exc, zlib.error):
+        return CorruptMedia(f"{fmt.name} compressed data is corrupt ({text})")
+    return CorruptMedia(f"{fmt.name} file is corrupt ({text})")
+
+
+def decode(data: bytes, limits: DecodeLimits) -> DecodedMedia:
+    """Decode untrusted bytes into sampled RGB frames, or raise a `MediaError`."""
+    if not data:
+        raise EmptyMedia("the file is empty (0 bytes)")
+    if len(data) > limits.max_bytes:
+        raise MediaTooLarge(f"the file is {len(data):,} bytes; the limit is {limits.max_bytes:,}")
+    fmt = sniff(data)
+    check_polyglot(data, fmt)
+    _register_plugins()
+    deadline = _Deadline(limits.timeout_s)
+    try:
+        return _decode(data, fmt, limits, deadline)
+    except MediaError:
+        raise
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        TypeError,
+        IndexError,
+        KeyError,
+        zlib.error,
+        struct.error,
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+    ) as exc:
+        raise _classify_pillow_error(exc, fmt) from exc
+    except MemoryError as exc:
+        raise TooManyPixels(f"{fmt.name} image needs more memory than allowed") from exc
+
+
+def _decode(data: bytes, fmt: Format, limits: DecodeLimits, deadline: _Deadline) -> DecodedMedia:
+    image = Image.open(io.BytesIO(data), formats=[fmt.pillow])
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise BadDimensions(f"{fmt.name} header declares {width}x{height} pixels")
+    if width > limits.max_side or height > limits.max_side:
+        raise BadDimensions(
+            f"{fmt.name} header declares {width}x{height} pixels; no side may exceed {limits.max_side:,}"
+        )
+    if width * height > limits.max_pixels:
+        raise TooManyPixels(
+            f"{fmt.name} header declares {width}x{height} = {width * height:,} pixels; "
+            f"the limit is {limits.max_pixels:,}"
+        )
+    frame_count = int(getattr(image, "n_frames", 1) or 1)
+    if frame_count > limits.max_frames:
+        raise TooManyFrames(
+            f"{fmt.name} animation has {frame_count:,} frames; the limit is {limits.max_frames:,}"
+        )
+    deadline.check("header")
+    if fmt.name == "jpeg":
+        image.draft("RGB", (limits.scan_side, limits.scan_side))
+    wanted = sample_indices(frame_count, limits.sample_frames)
+    frames: list[Frame] = []
+    current = 0
+    for index in wanted:
+        while current < index:
+            current += 1
+            image.seek(current)
+            deadline.check(f"frame {current}")
+        image.load()
+        frame = ImageOps.exif_transpose(image) if index == 0 else image
+        frames.append(Frame(index, _shrink(_to_rgb(frame), limits.scan_side).copy()))
+        deadline.check(f"frame {index}")
+    info = MediaInfo(
+        format=fmt.name,
+        mime=fmt.mime,
+        width=width,
+        height=height,
+        frame_count=frame_count,
+        sampled_frames=len(frames),
+    )
+    return DecodedMedia(info, tuple(frames))

@@ -1,0 +1,1 @@
+"""One router per resource; each parses, calls a service, shapes the answer."""

@@ -1,0 +1,230 @@
+"""Safe decoding: every format, every limit, every hostile input gets a named refusal."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import encode, gradient
+from warden import errors
+from warden.media.decode import DecodeLimits, decode, sample_indices, sniff
+
+LIMITS = DecodeLimits()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "params", "name"),
+    [
+        ("JPEG", {"quality": 90}, "jpeg"),
+        ("PNG", {}, "png"),
+        ("WEBP", {"quality": 80}, "webp"),
+        ("GIF", {}, "gif"),
+        ("BMP", {}, "bmp"),
+        ("TIFF", {}, "tiff"),
+        ("AVIF", {"quality": 60}, "avif"),
+    ],
+)
+def test_each_accepted_format_decodes_to_rgb(fmt, params, name):
+    data = encode(gradient(320, 240), fmt, **params)
+    media = decode(data, LIMITS)
+    assert media.info.format == name
+    assert (media.info.width, media.info.height) == (320, 240)
+    assert media.frames[0].image.mode == "RGB"
+
+
+def test_heic_decodes(tmp_path):
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    data = encode(gradient(320, 240), "HEIF", quality=70)
+    media = decode(data, LIMITS)
+    assert media.info.format == "heic"
+    assert media.info.mime == "image/heic"
+
+
+def test_format_comes_from_bytes_not_name():
+    png = encode(gradient(64, 64), "PNG")
+    assert sniff(png).name == "png"  # whatever the upload was called
+
+
+def test_zip_disguised_as_jpg_is_refused():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("payload.txt", "hello")
+    with pytest.raises(errors.UnsupportedFormat, match="ZIP archive"):
+        decode(buf.getvalue(), LIMITS)
+
+
+def test_zero_bytes_is_refused():
+    with pytest.raises(errors.EmptyMedia, match="empty"):
+        decode(b"", LIMITS)
+
+
+def test_random_bytes_are_refused():
+    data = np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    with pytest.raises(errors.UnsupportedFormat, match="not a recognised image format"):
+        decode(b"\x00\x01" + data, LIMITS)
+
+
+def test_svg_with_script_is_refused():
+    svg = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    with pytest.raises(errors.UnsupportedFormat, match="SVG"):
+        decode(svg, LIMITS)
+
+
+def test_html_and_pdf_are_refused():
+    with pytest.raises(errors.UnsupportedFormat, match="markup"):
+        decode(b"<!doctype html><html><body>hi</body></html>", LIMITS)
+    with pytest.raises(errors.UnsupportedFormat, match="PDF"):
+        decode(b"%PDF-1.7\n%...", LIMITS)
+
+
+def test_video_is_refused():
+    mp4 = struct.pack(">I", 24) + b"ftypisom" + b"\x00\x00\x02\x00isomiso2"
+    with pytest.raises(errors.UnsupportedFormat, match="video"):
+        decode(mp4 + b"\x00" * 100, LIMITS)
+
+
+def test_truncated_jpeg_is_refused_as_truncated():
+    data = encode(gradient(640, 480), "JPEG", quality=90)
+    with pytest.raises(errors.TruncatedMedia, match="truncated"):
+        decode(data[: len(data) // 2], LIMITS)
+
+
+def test_truncated_png_is_refused():
+    data = encode(gradient(640, 480), "PNG")
+    with pytest.raises((errors.TruncatedMedia, errors.CorruptMedia)):
+        decode(data[: len(data) // 2], LIMITS)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_png_declaring_100k_by_100k_is_refused_before_decoding():
+    with pytest.raises(errors.BadDimensions, match="100000x100000"):
+        decode(_png_header_only(100_000, 100_000), LIMITS)
+
+
+def test_pixel_limit_is_checked_from_the_header():
+    limits = DecodeLimits(max_pixels=1_000_000)
+    with pytest.raises(errors.TooManyPixels, match="limit is 1,000,000"):
+        decode(_png_header_only(2000, 2000), limits)
+
+
+def test_decompression_bomb_png_is_refused_without_decoding():
+    # 20000 x 20000 of zeros compresses to a few hundred KB: refuse from the header
+    raw = zlib.compress(b"\x00" * (20000 * 3 + 1) * 64, 9)
+    data = _png_header_only(20000, 20000).replace(zlib.compress(b"\x00" * 64), raw)
+    with pytest.raises(errors.TooManyPixels, match="400,000,000"):
+        decode(data, DecodeLimits(max_pixels=100_000_000))
+
+
+def test_absurd_aspect_ratio_is_refused():
+    with pytest.raises(errors.BadDimensions, match="no side may exceed"):
+        decode(_png_header_only(1, 1_000_000), LIMITS)
+
+
+def _gif(frames: int, size: int = 16) -> bytes:
+    images = []
+    for i in range(frames):
+        frame = Image.new("L", (size, size), color=(i * 7) % 256)
+        frame.putpixel((i % size, (i // size) % size), 255 - (i % 256))
+        images.append(frame.convert("P"))
+    buf = io.BytesIO()
+    images[0].save(buf, "GIF", save_all=True, append_images=images[1:], duration=20, loop=0)
+    return buf.getvalue()
+
+
+def test_gif_with_thousands_of_frames_is_refused():
+    with pytest.raises(errors.TooManyFrames, match="3,000 frames"):
+        decode(_gif(3000, 4), DecodeLimits(max_frames=2000))
+
+
+def test_animation_is_sampled_first_and_evenly_spaced():
+    media = decode(_gif(40), DecodeLimits(sample_frames=5))
+    assert media.info.frame_count == 40
+    assert [f.index for f in media.frames] == [0, 10, 20, 29, 39]
+    assert media.info.sampled_frames == 5
+
+
+def test_sample_indices():
+    assert sample_indices(1, 8) == [0]
+    assert sample_indices(3, 8) == [0, 1, 2]
+    assert sample_indices(100, 4) == [0, 33, 66, 99]
+
+
+def test_file_size_limit():
+    data = encode(gradient(64, 64), "PNG")
+    with pytest.raises(errors.MediaTooLarge, match="limit is 100"):
+        decode(data, DecodeLimits(max_bytes=100))
+
+
+def test_decode_timeout_names_the_problem():
+    with pytest.raises(errors.DecodeTimeout, match="longer than"):
+        decode(_gif(400, 64), DecodeLimits(timeout_s=1e-6, sample_frames=8))
+
+
+def test_jpeg_is_draft_decoded_to_scanning_resolution():
+    big = gradient(4000, 3000)
+    media = decode(encode(big, "JPEG", quality=85), DecodeLimits(scan_side=512))
+    assert (media.info.width, media.info.height) == (4000, 3000)
+    w, h = media.frames[0].image.size
+    assert min(w, h) >= 512
+    assert w <= 1000 and h <= 750  # decoded at 1/4 scale, never at full size
+
+
+def test_exif_orientation_is_applied():
+    img = gradient(300, 200)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    media = decode(encode(img, "JPEG", exif=exif.tobytes()), LIMITS)
+    assert media.frames[0].image.size == (200, 300)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "what"),
+    [
+        (b"<script>alert(1)</script>", "markup"),
+        (b"<html><body>x</body></html>", "markup"),
+    ],
+)
+def test_polyglot_with_markup_is_refused(suffix, what):
+    data = encode(gradient(64, 64), "JPEG") + suffix
+    with pytest.raises(errors.PolyglotMedia, match=what):
+        decode(data, LIMITS)
+
+
+def test_jpeg_zip_polyglot_is_refused():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("a.txt", "payload")
+    data = encode(gradient(64, 64), "JPEG") + buf.getvalue()
+    with pytest.raises(errors.PolyglotMedia, match="ZIP"):
+        decode(data, LIMITS)
+
+
+def test_corrupt_png_chunk_is_refused():
+    data = bytearray(encode(gradient(64, 64), "PNG"))
+    data[40:60] = b"\xff" * 20  # smash compressed data
+    with pytest.raises(errors.MediaError):
+        decode(bytes(data), LIMITS)
+
+
+def test_transparent_png_is_composited_on_white():
+    img = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    media = decode(encode(img, "PNG"), LIMITS)
+    assert media.frames[0].image.getpixel((5, 5)) == (255, 255, 255)

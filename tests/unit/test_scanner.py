@@ -1,0 +1,132 @@
+"""The whole scan path with the real bundled model on ordinary images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import encode, gradient
+from warden.config import LabelThreshold, load_settings
+from warden.domain.policy import FailMode
+from warden.domain.verdict import Decision
+from warden.media.classify import NUDENET_LABELS, NudeNetClassifier
+from warden.media.pipeline import ScanContext
+from warden.services import build_scanner
+
+
+def test_astronaut_gets_a_face_female_score(settings, classifier, astronaut):
+    verdict = build_scanner(settings, classifier=classifier).scan(encode(astronaut))
+    assert verdict.labels["FACE_FEMALE"] > 0.5
+    assert verdict.decision is Decision.ACCEPT  # faces never decide by default
+    assert verdict.reasons == ()
+    assert set(verdict.labels) == set(NUDENET_LABELS)
+    assert verdict.model and verdict.model.startswith("nudenet-320n@")
+
+
+def test_a_config_that_refuses_faces_rejects_the_astronaut(tmp_path, classifier, astronaut):
+    settings = load_settings(None, data_dir=tmp_path)
+    settings.policy.labels["FACE_FEMALE"] = LabelThreshold(reject=0.5)
+    verdict = build_scanner(settings, classifier=classifier).scan(encode(astronaut))
+    assert verdict.decision is Decision.REJECT
+    assert verdict.codes == ["label_reject"]
+    assert verdict.reasons[0].detail["label"] == "FACE_FEMALE"
+    assert "FACE_FEMALE scored" in verdict.reasons[0].message
+
+
+def test_a_review_band_sends_to_review(tmp_path, classifier, astronaut):
+    settings = load_settings(None, data_dir=tmp_path)
+    settings.policy.labels["FACE_FEMALE"] = LabelThreshold(reject=0.99, review=0.3)
+    verdict = build_scanner(settings, classifier=classifier).scan(encode(astronaut))
+    assert verdict.decision is Decision.REVIEW
+
+
+def test_ordinary_pictures_are_accepted_with_defaults(settings, classifier, ordinary_images):
+    scanner = build_scanner(settings, classifier=classifier)
+    files = [(encode(img, "PNG"), ScanContext()) for img in ordinary_images.values()]
+    verdicts = scanner.scan_many(files)
+    assert [v.decision for v in verdicts] == [Decision.ACCEPT] * len(files)
+
+
+def test_batch_and_single_scans_agree(settings, classifier, ordinary_images):
+    scanner = build_scanner(settings, classifier=classifier)
+    files = [(encode(img), ScanContext()) for img in ordinary_images.values()]
+    batch = scanner.scan_many(files)
+    for (data, ctx), together in zip(files, batch, strict=True):
+        alone = scanner.scan(data, ctx)
+        for label in NUDENET_LABELS:
+            assert alone.labels[label] == pytest.approx(together.labels[label], abs=1e-4)
+
+
+def test_verdict_carries_hashes_media_and_timings(settings, classifier):
+    data = encode(gradient(800, 600), "PNG")
+    verdict = build_scanner(settings, classifier=classifier).scan(data)
+    assert len(verdict.sha256) == 64 and verdict.size == len(data)
+    assert verdict.pdq is not None and len(verdict.pdq) == 64
+    assert verdict.media is not None and verdict.media.format == "png"
+    assert {"decode", "hash", "classify", "total"} <= set(verdict.timings)
+
+
+def test_animated_gif_scores_every_sampled_frame(settings, classifier, astronaut):
+    """A face hidden in a late frame of an animation is still seen."""
+    frames = [gradient(512, 512, seed=i).quantize(256) for i in range(30)]
+    frames[29] = astronaut.quantize(256)
+    buf = __import__("io").BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=40)
+    verdict = build_scanner(settings, classifier=classifier).scan(buf.getvalue())
+    assert verdict.media is not None and verdict.media.frame_count == 30
+    assert [f.frame for f in verdict.frames][-1] == 29
+    assert verdict.labels["FACE_FEMALE"] > 0.4
+
+
+def test_undecodable_media_is_refused_with_its_reason(settings, classifier):
+    verdict = build_scanner(settings, classifier=classifier).scan(b"<svg><script/></svg>")
+    assert verdict.decision is Decision.REJECT
+    assert verdict.codes == ["unsupported_format"]
+    assert verdict.sha256 and verdict.frames == ()
+
+
+def test_missing_model_fails_closed(tmp_path):
+    settings = load_settings(None, data_dir=tmp_path)
+    settings.model.path = tmp_path / "missing.onnx"
+    scanner = build_scanner(settings)
+    verdict = scanner.scan(encode(gradient()), ScanContext(source="upload"))
+    assert verdict.decision is Decision.REJECT
+    assert verdict.codes == ["model_unavailable"]
+    assert "missing.onnx" in verdict.reasons[0].message
+
+
+def test_fail_open_is_per_source_and_says_so(tmp_path):
+    settings = load_settings(None, data_dir=tmp_path)
+    settings.model.path = tmp_path / "missing.onnx"
+    settings.policy.fail_mode_remote = FailMode.OPEN
+    scanner = build_scanner(settings)
+    remote = scanner.scan(encode(gradient()), ScanContext(source="remote"))
+    upload = scanner.scan(encode(gradient()), ScanContext(source="upload"))
+    assert remote.decision is Decision.ACCEPT
+    assert remote.reasons[0].detail["fail_mode"] == "open"
+    assert upload.decision is Decision.REJECT
+
+
+def test_a_corrupt_model_file_is_unavailable_not_a_crash(tmp_path):
+    bogus = tmp_path / "bogus.onnx"
+    bogus.write_bytes(b"not a model")
+    from warden.errors import ModelUnavailable
+
+    with pytest.raises(ModelUnavailable, match="cannot load model"):
+        NudeNetClassifier(Path(bogus)).warm_up()
+
+
+def test_classifier_crash_fails_closed(settings, astronaut):
+    class Broken:
+        name = "broken"
+        labels = NUDENET_LABELS
+
+        def classify(self, images: list[Image.Image]):
+            raise RuntimeError("CUDA error: device lost")
+
+    verdict = build_scanner(settings, classifier=Broken()).scan(encode(astronaut))
+    assert verdict.decision is Decision.REJECT
+    assert verdict.codes == ["scan_error"]
+    assert "device lost" in verdict.reasons[0].message
