@@ -79,3 +79,41 @@ def ordinary_images() -> dict[str, Image.Image]:
     ):
         out[name] = Image.fromarray(getattr(data, name)()).convert("RGB")
     return out
+
+
+# -- databases: every store test runs on SQLite and on a real PostgreSQL ---------
+
+import itertools  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+from tests.servers.postgres import PostgresServer, postgres_session  # noqa: E402
+from warden.store.database import Database  # noqa: E402
+
+_db_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server, started once for the whole test session."""
+    yield from postgres_session()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'warden.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = f"warden_test_{next(_db_counter)}"
+    yield server.create_database(name)
+    server.drop_database(name)
+
+
+@pytest.fixture
+def database(db_url: str) -> Iterator[Database]:
+    """A migrated database on each backend."""
+    db = Database(db_url)
+    db.upgrade()
+    yield db
+    db.dispose()
