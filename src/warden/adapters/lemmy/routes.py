@@ -13,7 +13,7 @@ The URI is normalised first (query dropped, percent-decoding, `//`, `.` and
 from __future__ import annotations
 
 import posixpath
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from warden.membership.requirements import Activity
 
@@ -42,9 +42,8 @@ _POST: dict[str, Activity] = {
 
 def normalise_path(uri: str) -> str:
     """The path of `uri` as a router would see it."""
-    path = unquote(urlsplit(uri).path) or "/"
-    path = posixpath.normpath("/" + path.lstrip("/"))
-    return "/" if path in ("", ".") else path.replace("//", "/")
+    path = unquote(uri.split("?", 1)[0].split("#", 1)[0]) or "/"
+    return posixpath.normpath("/" + path.lstrip("/")).replace("//", "/")
 
 
 def activity_for(method: str, uri: str) -> Activity | None:
