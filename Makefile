@@ -40,6 +40,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)  ## run the benchmarks (prints numbers and ratios)
 	$(BIN)/python bench/scan_throughput.py
+	$(BIN)/python bench/authz_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

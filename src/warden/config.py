@@ -169,6 +169,44 @@ class EvidenceSettings(BaseModel):
     )
 
 
+class LemmySettings(BaseModel):
+    """The Lemmy instance Warden guards (identity, user look-ups)."""
+
+    url: str = Field(
+        "http://127.0.0.1:8536", description="Lemmy's own address, as Warden reaches it."
+    )
+    api: Literal["auto", "v3", "v4"] = Field(
+        "auto",
+        description="API version: v3 (Lemmy 0.19.x), v4 (Lemmy 1.0), or auto (asks Lemmy on first use).",
+    )
+    timeout_s: float = Field(3.0, gt=0, description="Longest wait for one Lemmy API call.")
+    identity_ttl_s: float = Field(
+        30.0, ge=0, description="How long a token's user facts are cached (keyed by its SHA-256)."
+    )
+    bot_token: SecretStr | None = Field(
+        None, description="Token of an admin or bot account, for `warden rules check`."
+    )
+
+
+class RulesSettings(BaseModel):
+    """Account requirements and the uploads switch, enforced at /authz."""
+
+    file: Path | None = Field(
+        None,
+        description="TOML rules file (uploads switch, [rules.<activity>] tables); re-read when it changes.",
+    )
+    uploads: Literal["on", "off", "admins", "moderators"] | None = Field(
+        None, description="Overrides the rules file's uploads switch when set."
+    )
+    fail_mode: FailMode = Field(
+        FailMode.CLOSED,
+        description="Answer for mapped activities when Lemmy cannot say who is asking: closed refuses, open lets through.",
+    )
+    reload_interval_s: float = Field(
+        2.0, ge=0, description="How often the rules file's modification time is checked."
+    )
+
+
 class Settings(BaseSettings):
     """Everything Warden can be told. See `warden config show`."""
 
@@ -191,6 +229,10 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="Database.")
     evidence: EvidenceSettings = Field(
         default_factory=EvidenceSettings, description="Evidence store."
+    )
+    lemmy: LemmySettings = Field(default_factory=LemmySettings, description="Lemmy API client.")
+    rules: RulesSettings = Field(
+        default_factory=RulesSettings, description="Account requirements and the uploads switch."
     )
 
     @field_validator("data_dir")

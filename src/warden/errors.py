@@ -21,7 +21,10 @@ pict-rs/Lemmy callers see) and a human sentence (what an admin or user reads)::
     │   └── ScanTimeout             scan_timeout
     ├── StoreError                  the database or evidence store failed
     │   └── EvidenceError           evidence_error
-    └── AuthError                   missing or bad credentials
+    ├── AuthError                   missing or bad credentials
+    └── UpstreamError               a service Warden depends on failed
+        ├── LemmyUnavailable        lemmy_unavailable
+        └── LemmyError              lemmy_error (an answer Warden cannot use)
 """
 
 from __future__ import annotations
@@ -112,3 +115,15 @@ class EvidenceError(StoreError):
 
 class AuthError(WardenError):
     code = "unauthorized"
+
+
+class UpstreamError(WardenError):
+    code = "upstream_error"
+
+
+class LemmyUnavailable(UpstreamError):
+    code = "lemmy_unavailable"
+
+
+class LemmyError(UpstreamError):
+    code = "lemmy_error"

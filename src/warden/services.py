@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from warden.config import Settings
 from warden.domain.policy import FailMode
@@ -17,6 +18,12 @@ from warden.errors import ModelUnavailable
 from warden.media.classify import Classifier, NudeNetClassifier
 from warden.media.decode import DecodeLimits
 from warden.media.pipeline import Scanner
+from warden.membership.gate import AccessGate, RuleSource
+from warden.membership.ratelimit import MemoryUsageCounter, UsageCounter
+from warden.membership.rulebook import UploadsSwitch
+
+if TYPE_CHECKING:
+    from warden.adapters.lemmy import Identity
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +99,56 @@ def build_scanner(
     )
 
 
+def build_access_gate(settings: Settings, *, usage: UsageCounter | None = None) -> AccessGate:
+    """The rules in force and the usage counter (in memory unless one is given:
+    several replicas need a shared, database-backed counter)."""
+    r = settings.rules
+    source = RuleSource(
+        r.file,
+        uploads_override=UploadsSwitch(r.uploads) if r.uploads else None,
+        check_every_s=r.reload_interval_s,
+    )
+    return AccessGate(source, usage or MemoryUsageCounter())
+
+
+def build_identity(settings: Settings) -> Identity:
+    """Token → user facts through the configured Lemmy, cached briefly."""
+    from warden.adapters.lemmy import Identity, build_lemmy
+
+    lemmy = build_lemmy(settings.lemmy.url, settings.lemmy.api, timeout_s=settings.lemmy.timeout_s)
+    return Identity(lemmy, ttl_s=settings.lemmy.identity_ttl_s)
+
+
 @dataclass
 class Services:
     """Everything a running Warden needs, built once and shared by all requests."""
 
     settings: Settings
     scanner: Scanner
+    access: AccessGate | None = None  # account rules and rate limits (/authz)
+    identity: Identity | None = None  # who is behind a Lemmy token (/authz)
+
+    def reload_rules(self) -> None:
+        """Re-read the rules file now (raises RuleFileError, keeping the rules in force)."""
+        if self.access is not None:
+            self.access.rules.reload()
+
+    async def aclose(self) -> None:
+        if self.identity is not None:
+            await self.identity.lemmy.http.aclose()
 
 
-def build_services(settings: Settings, *, scanner: Scanner | None = None) -> Services:
+def build_services(
+    settings: Settings,
+    *,
+    scanner: Scanner | None = None,
+    access: AccessGate | None = None,
+    identity: Identity | None = None,
+) -> Services:
     """Build the services for `warden serve` (tests pass their own parts)."""
-    return Services(settings=settings, scanner=scanner or build_scanner(settings))
+    return Services(
+        settings=settings,
+        scanner=scanner or build_scanner(settings),
+        access=access or build_access_gate(settings),
+        identity=identity or build_identity(settings),
+    )

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from warden import __version__
 from warden.config import Settings
 from warden.services import Services, build_services
-from warden.web.routers import health, pictrs
+from warden.web.routers import authz, health, pictrs
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -23,4 +23,5 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.services = services or build_services(settings)
     app.include_router(health.router)
     app.include_router(pictrs.router)
+    app.include_router(authz.router)
     return app

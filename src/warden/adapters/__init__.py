@@ -1,0 +1,1 @@
+"""Adapters: Warden's clients for the services beside it (Lemmy, pict-rs, ...)."""

@@ -1,0 +1,137 @@
+"""The Lemmy API as Warden uses it: one interface, one implementation per API version.
+
+Lemmy 0.19.x speaks API v3, Lemmy 1.0 speaks v4; paths and field names differ
+(they follow lemmy-js-client's `dist/types` for 0.19.9 and 1.0.0-beta.2).
+Warden needs little: the facts about the person behind a token, and the facts
+about a person by name (for `warden rules check`). `LemmyApi` is that
+interface; `LemmyV3`/`LemmyV4` implement it; `AutoLemmy` asks Lemmy which
+version it speaks on first use and delegates.
+
+Tokens travel only in the `Authorization: Bearer` header of the request that
+needs them and are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from warden.errors import LemmyError, LemmyUnavailable
+from warden.membership.requirements import UserFacts
+
+#: Statuses with which Lemmy refuses a token (absent, expired, revoked): the
+#: request is then anonymous as far as Warden is concerned.
+TOKEN_REFUSED = frozenset({400, 401, 403})
+
+
+def parse_time(value: object) -> datetime:
+    """Lemmy's timestamps (`2024-01-02T03:04:05.123456Z`; naive ones are UTC)."""
+    if not isinstance(value, str):
+        raise LemmyError(f"Lemmy sent a timestamp that is not a string: {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise LemmyError(f"Lemmy sent an unreadable timestamp: {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def community_ids(moderates: object) -> tuple[int, ...]:
+    """Ids from a list of CommunityModeratorView (same shape in v3 and v4)."""
+    if not isinstance(moderates, list):
+        return ()
+    return tuple(int(m["community"]["id"]) for m in moderates)
+
+
+class LemmyApi(ABC):
+    """What Warden asks Lemmy, whatever version it runs."""
+
+    version: str
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    @abstractmethod
+    async def my_user(self, token: str) -> UserFacts | None:
+        """The facts of the person the token belongs to; None when Lemmy refuses the token."""
+
+    @abstractmethod
+    async def person(self, username: str, token: str | None = None) -> UserFacts:
+        """The facts of a person by name (raises LemmyError when there is none)."""
+
+    async def _get(
+        self, path: str, token: str | None, params: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            response = await self.http.get(path, params=params, headers=headers)
+        except httpx.HTTPError as exc:
+            raise LemmyUnavailable(f"Lemmy did not answer {path}: {type(exc).__name__}") from None
+        if response.status_code >= 500:
+            raise LemmyUnavailable(f"Lemmy answered {path} with {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise LemmyError(f"Lemmy answered {path} with something that is not JSON") from None
+        return response.status_code, body
+
+
+class AutoLemmy(LemmyApi):
+    """Detects the API version on first use (GET /api/v4/site, else /api/v3/site)."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        super().__init__(http)
+        self._chosen: LemmyApi | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        return self._chosen.version if self._chosen else "unknown"
+
+    async def chosen(self) -> LemmyApi:
+        if self._chosen is None:
+            async with self._lock:
+                if self._chosen is None:
+                    self._chosen = await detect(self.http)
+        return self._chosen
+
+    async def my_user(self, token: str) -> UserFacts | None:
+        return await (await self.chosen()).my_user(token)
+
+    async def person(self, username: str, token: str | None = None) -> UserFacts:
+        return await (await self.chosen()).person(username, token)
+
+
+async def detect(http: httpx.AsyncClient) -> LemmyApi:
+    """The implementation for the API the Lemmy at `http.base_url` speaks."""
+    from warden.adapters.lemmy.v3 import LemmyV3
+    from warden.adapters.lemmy.v4 import LemmyV4
+
+    for api in (LemmyV4(http), LemmyV3(http)):
+        status, body = await api._get(f"/api/{api.version}/site", None)
+        if status == 200 and isinstance(body, dict) and "site_view" in body:
+            return api
+    raise LemmyUnavailable("Lemmy answers neither /api/v4/site nor /api/v3/site")
+
+
+def build_lemmy(
+    base_url: str, api: str = "auto", *, timeout_s: float = 3.0, max_connections: int = 100
+) -> LemmyApi:
+    """A client for the Lemmy at `base_url`; `api` is auto, v3 or v4."""
+    from warden.adapters.lemmy.v3 import LemmyV3
+    from warden.adapters.lemmy.v4 import LemmyV4
+
+    http = httpx.AsyncClient(
+        base_url=base_url.rstrip("/"),
+        timeout=timeout_s,
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
+        headers={"User-Agent": "warden"},
+    )
+    if api == "v3":
+        return LemmyV3(http)
+    if api == "v4":
+        return LemmyV4(http)
+    return AutoLemmy(http)

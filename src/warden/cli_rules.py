@@ -1,0 +1,83 @@
+"""`warden rules ...`: check a rules file, and explain a decision for one person.
+
+For admins answering "why can't I upload?": `warden rules check --user NAME
+--activity upload_image` looks the person up through Lemmy's API (with
+`lemmy.bot_token`) and prints what the rules in force decide and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from warden.errors import ConfigError, UpstreamError
+from warden.membership.gate import read_rulebook
+from warden.membership.requirements import Activity, UserFacts
+
+rules_app = typer.Typer(help="Check account rules and explain decisions.", no_args_is_help=True)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@rules_app.command("lint")
+def lint(file: Annotated[Path, typer.Argument(help="Rules file (TOML).")]) -> None:
+    """Validate a rules file; exit 0 when usable, 2 with the line of the first problem."""
+    try:
+        rulebook = read_rulebook(file)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from exc
+    activities = ", ".join(a.value for a in rulebook.rules.by_activity) or "none"
+    out.print(f"{file}: ok (uploads {rulebook.uploads.value}; rules for: {activities})")
+
+
+@rules_app.command("check")
+def check(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Option("--user", "-u", help="Lemmy user name.")],
+    activity: Annotated[Activity, typer.Option("--activity", "-a", help="Activity to judge.")],
+) -> None:
+    """Explain the decision for one user; exit 0 allowed, 1 refused, 2 when it cannot tell."""
+    from warden.cli import settings_from
+    from warden.services import build_access_gate
+
+    settings = settings_from(ctx)
+    try:
+        gate = build_access_gate(settings)
+        facts = asyncio.run(_look_up(settings.lemmy.url, settings.lemmy.api, user, ctx))
+    except (ConfigError, UpstreamError) as exc:
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from exc
+    judgement, notes = gate.explain(activity, facts)
+    age = gate.clock() - facts.published
+    out.print(
+        f"{facts.name} (person {facts.person_id}): account {age.days} days old, "
+        f"{facts.comments} comments, {facts.posts} posts, roles {', '.join(sorted(facts.roles))}"
+    )
+    for note in notes:
+        out.print(f"  {note} (this process's count; the running service keeps its own)")
+    if judgement.allowed:
+        out.print(f"[green]allowed[/green]: {activity.value}")
+        raise typer.Exit(0)
+    assert judgement.reason is not None
+    out.print(
+        f"[red]refused[/red] ({judgement.reason.code}): {judgement.reason.message}",
+        soft_wrap=True,
+    )
+    raise typer.Exit(1)
+
+
+async def _look_up(url: str, api: str, user: str, ctx: typer.Context) -> UserFacts:
+    from warden.adapters.lemmy import build_lemmy
+    from warden.cli import settings_from
+
+    token = settings_from(ctx).lemmy.bot_token
+    lemmy = build_lemmy(url, api)
+    try:
+        return await lemmy.person(user, token.get_secret_value() if token else None)
+    finally:
+        await lemmy.http.aclose()

@@ -1,0 +1,1 @@
+"""Membership: who may do what — account requirements, rate limits, invites."""

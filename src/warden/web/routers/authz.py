@@ -1,0 +1,80 @@
+"""`GET /authz`: nginx's `auth_request` asks here before passing a Lemmy API call on.
+
+nginx sends the original request's headers (so the `jwt` cookie or the
+`Authorization: Bearer` token) plus `X-Original-Method` and `X-Original-URI`
+(set by deploy/nginx/warden.conf). Warden maps the request to an activity,
+finds out who is asking and judges the rules.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from fastapi import APIRouter, Request, Response
+
+from warden.adapters.lemmy.routes import activity_for
+from warden.domain.policy import FailMode
+from warden.errors import UpstreamError
+from warden.web.deps import ServicesDep
+
+router = APIRouter(tags=["authz"])
+log = logging.getLogger(__name__)
+
+
+def request_token(request: Request) -> str | None:
+    """The Lemmy token of the original request: `Authorization: Bearer`, else the `jwt` cookie."""
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get("jwt") or None
+
+
+def _allow(note: str) -> Response:
+    return Response(status_code=204, headers={"X-Warden-Decision": note})
+
+
+def _refuse(code: str, message: str) -> Response:
+    # JSON-escaped (ASCII, no quotes or newlines) so nginx can paste it into a JSON body
+    escaped = json.dumps(message, ensure_ascii=True)[1:-1]
+    return Response(
+        status_code=403,
+        headers={"X-Warden-Error": code, "X-Warden-Message": escaped, "Cache-Control": "no-store"},
+    )
+
+
+@router.get("/authz")
+async def authz(request: Request, services: ServicesDep) -> Response:
+    """204: nginx passes the request on to Lemmy. 403: nginx answers the user with
+    the Lemmy-style JSON error built from `X-Warden-Error` / `X-Warden-Message`.
+
+    Requests Warden does not rule on (other methods and paths) and anonymous
+    ones (Lemmy refuses those itself) get 204 without asking Lemmy. When Lemmy
+    cannot say who is asking, `rules.fail_mode` decides: closed (default)
+    answers 403 `lemmy_unavailable`, open answers 204 and logs it.
+    """
+    method = request.headers.get("x-original-method", "")
+    uri = request.headers.get("x-original-uri", "")
+    activity = activity_for(method, uri)
+    token = request_token(request)
+    if activity is None or token is None or services.access is None or services.identity is None:
+        return _allow("pass")
+    try:
+        facts = await services.identity.facts(token)
+    except UpstreamError as exc:
+        if services.settings.rules.fail_mode is FailMode.OPEN:
+            log.warning("authz %s let through, fail-open: %s", activity.value, exc)
+            return _allow("fail-open")
+        log.warning("authz %s refused, fail-closed: %s", activity.value, exc)
+        return _refuse(
+            "lemmy_unavailable",
+            "Your account cannot be checked right now; please try again in a moment.",
+        )
+    if facts is None:
+        return _allow("anonymous")
+    judgement = services.access.decide(activity, facts)
+    if judgement.allowed or judgement.reason is None:
+        return _allow("allow")
+    log.info("authz refused %s for %s: %s", activity.value, facts.name, judgement.reason.code)
+    return _refuse(judgement.reason.code, judgement.reason.message)

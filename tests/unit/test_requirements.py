@@ -1,0 +1,237 @@
+"""Rule language: parsing, boundary ages, explanations, bad files with lines, rate limits."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from warden.membership.gate import AccessGate, RuleSource
+from warden.membership.ratelimit import Claim, MemoryUsageCounter
+from warden.membership.requirements import (
+    Activity,
+    RuleSyntaxError,
+    UserFacts,
+    describe_duration,
+    parse_condition,
+    parse_duration,
+)
+from warden.membership.rulebook import (
+    Rulebook,
+    RuleFileError,
+    UploadsSwitch,
+    judge,
+    parse_rulebook,
+)
+
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+RULES = """\
+uploads = "on"
+
+[rules.upload_image]
+all = ["account_age >= 7d", "comments >= 5"]
+rate_limit = { count = 3, per = "1d", unless = "account_age >= 30d" }
+
+[rules.create_community]
+any = ['role in ["admin", "moderator"]', { all = ["account_age >= 30d", "posts >= 1"] }]
+
+[rules.send_private_message]
+all = ["account_age >= 2d"]
+message = "New accounts wait two days before sending messages"
+"""
+
+
+def person(age: timedelta, *, comments: int = 10, posts: int = 2, **kw: object) -> UserFacts:
+    return UserFacts(
+        person_id=int(kw.pop("person_id", 7)),  # type: ignore[call-overload]
+        name=str(kw.pop("name", "alice")),
+        published=NOW - age,
+        comments=comments,
+        posts=posts,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def book() -> Rulebook:
+    return parse_rulebook(RULES, "rules.toml")
+
+
+@pytest.mark.parametrize(
+    ("age", "allowed"),
+    [
+        (timedelta(days=7), True),
+        (timedelta(days=7) - timedelta(seconds=1), False),
+        (timedelta(days=7, seconds=1), True),
+        (timedelta(0), False),
+    ],
+)
+def test_account_age_boundary(book: Rulebook, age: timedelta, allowed: bool) -> None:
+    assert judge(book, Activity.UPLOAD_IMAGE, person(age), NOW).allowed is allowed
+
+
+def test_refusal_says_what_is_missing(book: Rulebook) -> None:
+    j = judge(book, Activity.UPLOAD_IMAGE, person(timedelta(days=2, hours=5), comments=1), NOW)
+    assert not j.allowed and j.reason is not None
+    assert j.reason.code == "requirement_not_met"
+    assert "account must be 7 days old; yours is 2 days" in j.reason.message
+    assert "you need at least 5 comments; you have 1" in j.reason.message
+    assert j.reason.detail["missing"] == [
+        "account must be 7 days old; yours is 2 days",
+        "you need at least 5 comments; you have 1",
+    ]
+
+
+def test_any_with_nested_all(book: Rulebook) -> None:
+    young = person(timedelta(days=3), posts=0)
+    j = judge(book, Activity.CREATE_COMMUNITY, young, NOW)
+    assert not j.allowed and j.reason is not None
+    assert "only open to admins or moderators" in j.reason.message
+    assert "account must be 30 days old; yours is 3 days and you need at least 1 post" in (
+        j.reason.message
+    )
+    assert judge(book, Activity.CREATE_COMMUNITY, person(timedelta(days=30)), NOW).allowed
+    moderator = person(timedelta(days=1), moderates=(4,))
+    assert judge(book, Activity.CREATE_COMMUNITY, moderator, NOW).allowed
+
+
+def test_admin_meets_every_requirement_and_unruled_activities_are_open(book: Rulebook) -> None:
+    admin = person(timedelta(0), comments=0, admin=True)
+    assert judge(book, Activity.UPLOAD_IMAGE, admin, NOW).allowed
+    assert judge(book, Activity.CREATE_POST, person(timedelta(0), comments=0), NOW).allowed
+
+
+def test_custom_message_keeps_the_facts(book: Rulebook) -> None:
+    j = judge(book, Activity.SEND_PRIVATE_MESSAGE, person(timedelta(hours=3)), NOW)
+    assert j.reason is not None
+    assert j.reason.message == (
+        "New accounts wait two days before sending messages "
+        "(account must be 2 days old; yours is 3 hours)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("switch", "who", "allowed"),
+    [
+        ("off", {"admin": True}, False),
+        ("admins", {"admin": True}, True),
+        ("admins", {"moderates": (1,)}, False),
+        ("moderators", {"moderates": (1,)}, True),
+        ("moderators", {"admin": True}, True),
+        ("moderators", {}, False),
+        ("on", {}, True),
+    ],
+)
+def test_uploads_switch(switch: str, who: dict[str, object], allowed: bool) -> None:
+    book = parse_rulebook(f'uploads = "{switch}"\n')
+    j = judge(book, Activity.UPLOAD_IMAGE, person(timedelta(days=100), **who), NOW)
+    assert j.allowed is allowed
+    if not allowed:
+        assert j.reason is not None and j.reason.code == "uploads_disabled"
+    # the switch is about uploads only
+    assert judge(book, Activity.CREATE_POST, person(timedelta(0)), NOW).allowed
+
+
+def test_rate_limit_binds_only_below_the_bar(book: Rulebook) -> None:
+    young = judge(book, Activity.UPLOAD_IMAGE, person(timedelta(days=10)), NOW)
+    old = judge(book, Activity.UPLOAD_IMAGE, person(timedelta(days=31)), NOW)
+    assert len(young.limits) == 1 and young.limits[0].count == 3
+    assert old.limits == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        ('uploads = "sometimes"\n', 1, "uploads must be one of on, off, admins, moderators"),
+        ('uploads = "on"\n\n[rules.upload_images]\nall = []\n', 3, "unknown activity"),
+        (
+            '[rules.upload_image]\nall = ["account_age >= 7d"]\n\n[rules.create_post]\n'
+            'all = ["karma >= 5"]\n',
+            5,
+            "unknown fact 'karma'",
+        ),
+        ('[rules.create_post]\nall = ["account_age >= 7 days"]\n', 2, "not a duration"),
+        ('[rules.create_post]\nall = ["account_age <= 7d"]\n', 2, "only be compared with >="),
+        ('[rules.create_post]\nany = ["role in [\\"owner\\"]"]\n', 2, "unknown role 'owner'"),
+        ("[rules.create_post]\nall = []\n", 1, "non-empty list"),
+        ('[rules.create_post]\nall = ["posts >= 1"]\nany = ["posts >= 2"]\n', 1, "exactly one"),
+        (
+            '[rules.create_post]\nall = ["posts >= 1"]\nrate_limit = { count = 0, per = "1d" }\n',
+            3,
+            "count must be a whole number",
+        ),
+        ('[rules.create_post]\nall = ["posts >= 1"]\nlimit = 3\n', 3, "unknown key"),
+        ("uploads = \n", 1, "not valid TOML"),
+        ('upload = "off"\n', 1, "unknown setting 'upload'"),
+    ],
+)
+def test_bad_rule_files_point_at_the_line(text: str, line: int, problem: str) -> None:
+    with pytest.raises(RuleFileError) as info:
+        parse_rulebook(text, "rules.toml")
+    assert info.value.line == line, str(info.value)
+    assert problem in str(info.value)
+    assert str(info.value).startswith(f"rules.toml:{line}: ")
+
+
+def test_condition_forms() -> None:
+    assert parse_condition("role == admin").holds(person(timedelta(0), admin=True), NOW)
+    assert parse_condition("role != admin").holds(person(timedelta(0)), NOW)
+    assert parse_condition("role not in ['admin']").holds(person(timedelta(0)), NOW)
+    assert parse_condition('account_age >= "7d"').holds(person(timedelta(days=8)), NOW)
+    assert parse_condition({"any": ["posts >= 9", "comments >= 9"]}).holds(person(NOW - NOW), NOW)
+    with pytest.raises(RuleSyntaxError):
+        parse_condition("comments >= five")
+    assert parse_duration("2w") == timedelta(days=14)
+    assert describe_duration(timedelta(hours=49)) == "2 days"
+    assert describe_duration(timedelta(seconds=1)) == "1 second"
+
+
+def test_memory_counter_is_exact_under_concurrency() -> None:
+    counter = MemoryUsageCounter()
+    claim = Claim("k", 50, timedelta(days=1))
+    granted: list[bool] = []
+
+    def worker() -> None:
+        for _ in range(20):
+            granted.append(counter.acquire([claim], NOW) is None)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert granted.count(True) == 50
+    assert counter.used("k", claim.window, NOW) == 50
+    # the window slides
+    assert counter.acquire([claim], NOW + timedelta(days=1, seconds=1)) is None
+
+
+def test_gate_counts_and_reloads(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(RULES)
+    clock = [NOW]
+    source = RuleSource(path, check_every_s=3600)
+    gate = AccessGate(source, MemoryUsageCounter(), clock=lambda: clock[0])
+    alice = person(timedelta(days=10))
+    results = [gate.decide(Activity.UPLOAD_IMAGE, alice).allowed for _ in range(4)]
+    assert results == [True, True, True, False]
+    refused = gate.decide(Activity.UPLOAD_IMAGE, alice)
+    assert refused.reason is not None and refused.reason.code == "rate_limited"
+    assert "at most 3 times per 1 day" in refused.reason.message
+    # another person has their own count; an old account has none
+    assert gate.decide(Activity.UPLOAD_IMAGE, person(timedelta(days=10), person_id=8)).allowed
+    old = person(timedelta(days=40), person_id=9)
+    assert all(gate.decide(Activity.UPLOAD_IMAGE, old).allowed for _ in range(5))
+    clock[0] = NOW + timedelta(days=1, seconds=1)
+    assert gate.decide(Activity.UPLOAD_IMAGE, alice).allowed
+
+    path.write_text('uploads = "off"\n')
+    source.reload()
+    assert gate.decide(Activity.UPLOAD_IMAGE, old).allowed is False
+    path.write_text('uploads = "of"\n')
+    with pytest.raises(RuleFileError):
+        source.reload()
+    assert source.current().uploads is UploadsSwitch.OFF  # the good rules stay
