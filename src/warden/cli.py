@@ -16,7 +16,9 @@ import typer
 from rich.console import Console
 
 from warden import __version__
+from warden.cli_evidence import evidence_app
 from warden.cli_rules import rules_app
+from warden.cli_service import db_app, tokens_app
 from warden.config import Settings, load_settings
 from warden.errors import ConfigError
 
@@ -30,6 +32,9 @@ app = typer.Typer(
 config_app = typer.Typer(help="Show and check settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(rules_app, name="rules")
+app.add_typer(evidence_app, name="evidence")
+app.add_typer(db_app, name="db")
+app.add_typer(tokens_app, name="tokens")
 
 err = Console(stderr=True)
 

@@ -7,11 +7,13 @@ tests call; nothing is built at import time. Tests pass their own settings
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from warden.config import Settings
+from warden.config import Settings, load_settings
 from warden.domain.policy import FailMode
 from warden.domain.ports import HashMatcher
 from warden.errors import ModelUnavailable
@@ -24,6 +26,15 @@ from warden.membership.rulebook import UploadsSwitch
 
 if TYPE_CHECKING:
     from warden.adapters.lemmy import Identity
+    from warden.domain.verdict import Verdict
+    from warden.media.pipeline import Prepared
+    from warden.store.database import Database
+    from warden.store.decisions import DecisionLog
+    from warden.store.quarantine import EvidenceStore
+    from warden.store.tokens import TokenStore
+    from warden.web.batcher import MicroBatcher
+    from warden.web.gate import MediaGate
+    from warden.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +130,23 @@ def build_identity(settings: Settings) -> Identity:
     return Identity(lemmy, ttl_s=settings.lemmy.identity_ttl_s)
 
 
+def config_version(settings: Settings) -> str:
+    """A short digest of the settings that decide outcomes (policy, model cut-off)."""
+    effective = settings.policy.model_dump_json() + f"|min_score={settings.model.min_score}"
+    return hashlib.sha256(effective.encode()).hexdigest()[:16]
+
+
+def build_evidence_store(settings: Settings, *, force: bool = False) -> EvidenceStore | None:
+    """The evidence store when preservation is on (or `force`); ConfigError on a bad key."""
+    from warden.store.quarantine import open_evidence_store
+
+    ev = settings.evidence
+    if not ev.enabled and not force:
+        return None
+    key = ev.key.get_secret_value() if ev.key is not None else None
+    return open_evidence_store(settings.data_dir, key, ev.retention_days)
+
+
 @dataclass
 class Services:
     """Everything a running Warden needs, built once and shared by all requests."""
@@ -127,15 +155,44 @@ class Services:
     scanner: Scanner
     access: AccessGate | None = None  # account rules and rate limits (/authz)
     identity: Identity | None = None  # who is behind a Lemmy token (/authz)
+    database: Database | None = None  # decisions and tokens
+    decisions: DecisionLog | None = None
+    tokens: TokenStore | None = None
+    evidence: EvidenceStore | None = None  # None when preservation is off
+    metrics: Metrics | None = None
+    batcher: MicroBatcher[Prepared, Verdict] | None = None
+    gate: MediaGate | None = None  # the media gate (/pictrs/validate, /api/v1/scan)
+    config_path: Path | None = None  # where reload() reads settings again
 
     def reload_rules(self) -> None:
         """Re-read the rules file now (raises RuleFileError, keeping the rules in force)."""
         if self.access is not None:
             self.access.rules.reload()
 
+    def reload(self) -> str:
+        """Re-read settings from the same source and swap thresholds, failure modes and
+        rules in place; returns the new config version (ConfigError keeps the old one)."""
+        new = load_settings(self.config_path)
+        self.scanner.policy = new.policy.label_policy()
+        self.scanner.fail_modes.update(
+            {"upload": new.policy.fail_mode_upload, "remote": new.policy.fail_mode_remote}
+        )
+        version = config_version(new)
+        if self.gate is not None:
+            self.gate.config_version = version
+            self.gate.deadline_s = new.server.deadline_ms / 1000
+        self.settings = new
+        self.reload_rules()
+        log.warning("settings reloaded from %s: config version %s", self.config_path, version)
+        return version
+
     async def aclose(self) -> None:
+        if self.gate is not None:
+            await self.gate.close()
         if self.identity is not None:
             await self.identity.lemmy.http.aclose()
+        if self.database is not None:
+            self.database.dispose()
 
 
 def build_services(
@@ -144,11 +201,52 @@ def build_services(
     scanner: Scanner | None = None,
     access: AccessGate | None = None,
     identity: Identity | None = None,
+    database: Database | None = None,
+    config_path: Path | None = None,
 ) -> Services:
-    """Build the services for `warden serve` (tests pass their own parts)."""
+    """Build the services for `warden serve` (tests pass their own parts).
+
+    The database is not migrated here: `warden serve` runs `upgrade()` first.
+    """
+    from warden.store.database import Database
+    from warden.store.decisions import DecisionLog
+    from warden.store.tokens import TokenStore
+    from warden.web.batcher import MicroBatcher
+    from warden.web.gate import MediaGate
+    from warden.web.metrics import Metrics
+
+    scanner = scanner or build_scanner(settings)
+    database = database or Database(settings.database_url)
+    decisions = DecisionLog(database)
+    evidence = build_evidence_store(settings)
+    metrics = Metrics()
+    batcher: MicroBatcher[Prepared, Verdict] = MicroBatcher(
+        scanner.finish,
+        window_s=settings.server.batch_window_ms / 1000,
+        max_batch=settings.model.batch_size,
+        on_depth=metrics.set_depth,
+    )
+    gate = MediaGate(
+        scanner,
+        batcher=batcher,
+        decisions=decisions,
+        evidence=evidence,
+        metrics=metrics,
+        deadline_s=settings.server.deadline_ms / 1000,
+        scan_workers=settings.server.scan_workers,
+        config_version=config_version(settings),
+    )
     return Services(
         settings=settings,
-        scanner=scanner or build_scanner(settings),
+        scanner=scanner,
         access=access or build_access_gate(settings),
         identity=identity or build_identity(settings),
+        database=database,
+        decisions=decisions,
+        tokens=TokenStore(database),
+        evidence=evidence,
+        metrics=metrics,
+        batcher=batcher,
+        gate=gate,
+        config_path=config_path,
     )

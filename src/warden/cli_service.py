@@ -1,0 +1,79 @@
+"""`warden db` and `warden tokens`: the database schema and API tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from warden.errors import StoreError
+from warden.store.database import Database
+from warden.store.tokens import TokenStore
+
+db_app = typer.Typer(help="The database: apply and show migrations.", no_args_is_help=True)
+tokens_app = typer.Typer(
+    help="API tokens for /api/v1 (stored as SHA-256 only).", no_args_is_help=True
+)
+
+
+def _database(ctx: typer.Context) -> Database:
+    from warden.cli import settings_from
+
+    return Database(settings_from(ctx).database_url)
+
+
+@db_app.command("upgrade")
+def upgrade(ctx: typer.Context) -> None:
+    """Apply every migration not yet applied (what `warden serve` does on start)."""
+    from warden.cli import err
+
+    db = _database(ctx)
+    try:
+        db.upgrade()
+    except StoreError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    typer.echo(f"database at revision {db.current_revision()}")
+
+
+@db_app.command("current")
+def current(ctx: typer.Context) -> None:
+    """Print the database's migration revision (or 'none')."""
+    typer.echo(_database(ctx).current_revision() or "none")
+
+
+def _tokens(ctx: typer.Context) -> TokenStore:
+
+    db = _database(ctx)
+    db.upgrade()
+    return TokenStore(db)
+
+
+@tokens_app.command("create")
+def create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Who uses it.")]) -> None:
+    """Create a token and print it once (only its hash is kept)."""
+    token, plaintext = _tokens(ctx).create(name)
+    typer.echo(f"token {token.id} ({token.name}); shown once, keep it:")
+    typer.echo(plaintext)
+
+
+@tokens_app.command("list")
+def list_tokens(ctx: typer.Context) -> None:
+    """One line per token: id, name, created, last used, revoked."""
+    for t in _tokens(ctx).list():
+        typer.echo(
+            f"{t.id}\t{t.name}\t{t.created_at:%Y-%m-%d %H:%M}\t"
+            f"{t.last_used_at.isoformat() if t.last_used_at else '-'}\t"
+            f"{'revoked' if t.revoked_at else 'active'}"
+        )
+
+
+@tokens_app.command("revoke")
+def revoke(ctx: typer.Context, token_id: Annotated[int, typer.Argument(help="Token id.")]) -> None:
+    """Revoke a token; requests bearing it get 401 from then on."""
+    from warden.cli import err
+
+    if not _tokens(ctx).revoke(token_id):
+        err.print(f"[red]error:[/red] no token {token_id}")
+        raise typer.Exit(1)
+    typer.echo(f"token {token_id} revoked")

@@ -1,0 +1,164 @@
+"""The media gate as a service: scan under a deadline, log, preserve, count.
+
+What `/pictrs/validate` and `/api/v1/scan` share, with no FastAPI in it:
+decode and hash in a worker pool, classify in shared micro-batches, stop at
+the deadline with the source's failure mode (`scan_timeout`), write the
+decision BEFORE anyone is answered (a write that fails answers with the
+failure mode and `store_error`), and keep media refused for a label or hash
+match in the encrypted evidence store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+from warden.domain.verdict import Decision, Reason, Verdict
+from warden.errors import EvidenceError, ScanError, ScanTimeout
+from warden.media import hashing
+from warden.media.pipeline import Prepared, ScanContext, Scanner
+from warden.store.decisions import DecisionLog
+from warden.store.quarantine import EvidenceStore, should_preserve
+from warden.web.batcher import MicroBatcher
+from warden.web.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """The verdict as answered, and where it was recorded."""
+
+    verdict: Verdict
+    decision_id: int | None
+    evidence_id: str | None
+
+
+class MediaGate:
+    """Decides about one file at a time, many at once."""
+
+    def __init__(
+        self,
+        scanner: Scanner,
+        *,
+        batcher: MicroBatcher[Prepared, Verdict],
+        decisions: DecisionLog | None,
+        evidence: EvidenceStore | None,
+        metrics: Metrics | None,
+        deadline_s: float,
+        scan_workers: int,
+        config_version: str,
+    ) -> None:
+        self.scanner = scanner
+        self.batcher = batcher
+        self.decisions = decisions
+        self.evidence = evidence
+        self.metrics = metrics
+        self.deadline_s = deadline_s
+        self.config_version = config_version
+        self._pool = ThreadPoolExecutor(scan_workers, thread_name_prefix="warden-scan")
+
+    async def close(self) -> None:
+        await self.batcher.stop()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _scan(self, data: bytes, context: ScanContext, holder: list[Prepared]) -> Verdict:
+        loop = asyncio.get_running_loop()
+        item = await loop.run_in_executor(self._pool, self.scanner.prepare, data, context)
+        holder.append(item)
+        if item.verdict is not None:
+            return self.scanner.finish([item])[0]  # decided without the model: no model call
+        return await self.batcher.submit(item)
+
+    async def check(self, data: bytes, context: ScanContext) -> GateOutcome:
+        """Scan, record and (when due) preserve; the answer to give."""
+        started = time.perf_counter()
+        holder: list[Prepared] = []
+        try:
+            verdict = await asyncio.wait_for(self._scan(data, context, holder), self.deadline_s)
+        except TimeoutError:
+            item = holder[0] if holder else Prepared(context, hashing.sha256(data), len(data))
+            error = ScanTimeout(f"no decision within the {self.deadline_s * 1000:.0f} ms deadline")
+            verdict = self.scanner.failure(item, error)
+            log.warning("scan_timeout for %s (%s)", item.sha256, context.source)
+        return await self._settle(verdict, context, data, started)
+
+    async def refuse_unread(
+        self, context: ScanContext, code: str, message: str, size: int, detail: dict[str, Any]
+    ) -> GateOutcome:
+        """Record a refusal made before the body was read (no hash is known)."""
+        verdict = Verdict(Decision.REJECT, (Reason(code, message, detail),), sha256="", size=size)
+        return await self._settle(verdict, context, None, time.perf_counter())
+
+    async def _settle(
+        self, verdict: Verdict, context: ScanContext, data: bytes | None, started: float
+    ) -> GateOutcome:
+        evidence_id = None
+        if self.evidence is not None and data is not None and should_preserve(verdict):
+            evidence_id = self.evidence.new_id()
+        decision_id = None
+        if self.decisions is not None:
+            try:
+                decision_id = await asyncio.to_thread(
+                    self.decisions.record,
+                    verdict,
+                    source=context.source,
+                    uploader=context.uploader,
+                    config_version=self.config_version,
+                    evidence_id=evidence_id,
+                )
+            except Exception as exc:
+                log.exception("decision for %s could not be written", verdict.sha256)
+                verdict = self._store_failure(verdict, context, exc)
+        if evidence_id is not None and data is not None:
+            evidence_id = await self._preserve(verdict, context, data, decision_id, evidence_id)
+        if self.metrics is not None:
+            self.metrics.observe(verdict, time.perf_counter() - started)
+        return GateOutcome(verdict, decision_id, evidence_id)
+
+    def _store_failure(self, verdict: Verdict, context: ScanContext, exc: Exception) -> Verdict:
+        error = ScanError(f"the decision could not be recorded: {exc}", code="store_error")
+        if verdict.decision is Decision.REJECT:  # still refused; say the log missed it too
+            reason = Reason(error.code, error.message, {"fail_mode": "closed"})
+            return replace(verdict, reasons=(*verdict.reasons, reason))
+        item = Prepared(context, verdict.sha256, verdict.size)
+        failed = self.scanner.failure(item, error)
+        return replace(verdict, decision=failed.decision, reasons=failed.reasons)
+
+    async def _preserve(
+        self,
+        verdict: Verdict,
+        context: ScanContext,
+        data: bytes,
+        decision_id: int | None,
+        evidence_id: str,
+    ) -> str | None:
+        assert self.evidence is not None
+        metadata = {
+            "sha256": verdict.sha256,
+            "pdq": verdict.pdq,
+            "size": verdict.size,
+            "mime": verdict.media.mime if verdict.media else context.declared_type,
+            "source": context.source,
+            "uploader": context.uploader,
+            "decision": verdict.decision.value,
+            "reasons": [r.as_dict() for r in verdict.reasons],
+            "labels": dict(verdict.labels),
+            "matches": [dict(m) for m in verdict.matches],
+            "model": verdict.model,
+            "config_version": self.config_version,
+            "decision_id": decision_id,
+        }
+        try:
+            return await asyncio.to_thread(
+                self.evidence.preserve, data, metadata, item_id=evidence_id
+            )
+        except EvidenceError:
+            log.exception("EVIDENCE NOT PRESERVED for %s", verdict.sha256)
+            if self.metrics is not None:
+                self.metrics.evidence_errors.inc()
+            return None
