@@ -20,7 +20,7 @@ from warden.cli_evidence import evidence_app
 from warden.cli_rules import rules_app
 from warden.cli_service import db_app, tokens_app
 from warden.config import Settings, load_settings
-from warden.errors import ConfigError
+from warden.errors import ConfigError, WardenError
 
 app = typer.Typer(
     name="warden",
@@ -120,11 +120,19 @@ def serve(
     """Run the HTTP service: pict-rs validation, the scan API, health and metrics."""
     import uvicorn
 
+    from warden.services import build_services
     from warden.web.app import create_app
 
     settings = settings_from(ctx)
     logging.getLogger().setLevel(logging.INFO)
-    app = create_app(settings)
+    try:
+        services = build_services(settings, config_path=ctx.find_root().obj.get("config_path"))
+        assert services.database is not None
+        services.database.upgrade()
+    except WardenError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    app = create_app(settings, services, reload_on_sighup=True)
     uvicorn.run(
         app,
         host=host or settings.server.host,

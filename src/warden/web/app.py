@@ -1,27 +1,64 @@
 """The app factory: `create_app(settings, services=None)`.
 
 Nothing is built at import time; `warden serve` and the tests call this with
-their own settings, and tests may pass ready-made services.
+their own settings, and tests may pass ready-made services. The lifespan
+starts the micro-batcher and, under `warden serve`, reloads settings on SIGHUP.
 """
 
 from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from warden import __version__
 from warden.config import Settings
 from warden.services import Services, build_services
-from warden.web.routers import authz, health, pictrs
+from warden.web.routers import api, authz, health, pictrs
+
+log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+def _reload_on_signal(services: Services) -> None:
+    try:
+        services.reload()
+    except Exception:
+        log.exception("SIGHUP reload failed; the settings in force are kept")
+
+
+def create_app(
+    settings: Settings, services: Services | None = None, *, reload_on_sighup: bool = False
+) -> FastAPI:
+    built = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if built.batcher is not None:
+            built.batcher.start()
+        loop = asyncio.get_running_loop()
+        if reload_on_sighup:
+            loop.add_signal_handler(signal.SIGHUP, _reload_on_signal, built)
+        try:
+            yield
+        finally:
+            if reload_on_sighup:
+                loop.remove_signal_handler(signal.SIGHUP)
+            await built.aclose()
+
     app = FastAPI(
         title="Warden",
         version=__version__,
         description="The safety layer beside Lemmy and pict-rs.",
+        lifespan=lifespan,
     )
-    app.state.services = services or build_services(settings)
+    app.state.services = built
+    app.add_exception_handler(api.Unauthorized, api.unauthorized_handler)
     app.include_router(health.router)
     app.include_router(pictrs.router)
+    app.include_router(api.router)
     app.include_router(authz.router)
     return app

@@ -1,14 +1,17 @@
-"""Liveness and readiness, as orchestrators and load balancers expect them.
+"""Liveness, readiness and metrics, as orchestrators and Prometheus expect them.
 
 `/healthz` says only that the process answers (a liveness probe must not kill
 a service that is still loading); `/readyz` says it can decide: the model is
-loaded.
+loaded and the database answers. `/metrics` is Prometheus' text format.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from warden.web.deps import ServicesDep
 
@@ -22,10 +25,20 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(services: ServicesDep) -> JSONResponse:
-    """200 when every part needed for a decision is ready, else 503 naming what is not."""
+async def readyz(services: ServicesDep) -> JSONResponse:
+    """200 when every part needed for a decision is ready, else 503 naming what is not;
+    a load balancer sends traffic only to replicas that answer 200."""
     problems: list[str] = []
     if services.scanner.classifier is None:
         problems.append("model not loaded")
+    if services.database is not None and not await asyncio.to_thread(services.database.ping):
+        problems.append("database unreachable")
     status = 503 if problems else 200
     return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(services: ServicesDep) -> Response:
+    """Prometheus scrape: decisions by result and reason, scan latency, queue depth."""
+    body = services.metrics.render() if services.metrics is not None else b""
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

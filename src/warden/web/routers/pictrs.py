@@ -1,30 +1,89 @@
 """`POST /pictrs/validate`: the endpoint pict-rs's `external_validation` calls.
 
-pict-rs POSTs the media as the raw request body and stores it only when the
-answer is 2xx; any other status refuses it. Refusals carry a Lemmy-style JSON
-body `{"error": code, "message": text}` so logs on both sides say why.
+pict-rs POSTs the media it is about to store (after its own processing) as the
+raw body with its Content-Type, for user uploads and for remote images Lemmy
+asks it to cache alike, and stores it only when the answer is 2xx. Any other
+status makes pict-rs fail the ingest; our JSON body says why, for its logs.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
+import hmac
+import ipaddress
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from warden.domain.verdict import Decision
+from warden.errors import MediaTooLarge
 from warden.media.pipeline import ScanContext
+from warden.services import Services
+from warden.web.answers import declared_length, error, read_capped, refusal_status
 from warden.web.deps import ServicesDep
 
 router = APIRouter(tags=["pict-rs"])
 
 
-@router.post("/pictrs/validate")
-async def validate(request: Request, services: ServicesDep) -> JSONResponse:
-    """Scan the body; 200 lets pict-rs store the media, 4xx refuses it."""
-    data = await request.body()
-    context = ScanContext(source="upload", declared_type=request.headers.get("content-type"))
-    verdict = await run_in_threadpool(services.scanner.scan, data, context)
+def _allowed(services: Services, request: Request, secret: str | None) -> bool:
+    server = services.settings.server
+    if server.pictrs_secret is not None:
+        expected = server.pictrs_secret.get_secret_value().encode()
+        if secret is None or not hmac.compare_digest(secret.encode(), expected):
+            return False
+    if server.pictrs_allow_from:
+        host = request.client.host if request.client else ""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        nets = [ipaddress.ip_network(n, strict=False) for n in server.pictrs_allow_from]
+        if not any(address in net for net in nets):
+            return False
+    return True
+
+
+@router.post(
+    "/pictrs/validate",
+    responses={
+        200: {"description": "Accepted: pict-rs stores the media."},
+        403: {"description": "Wrong secret or address: pict-rs refuses the media."},
+        413: {"description": "Larger than media.max_bytes: pict-rs refuses it."},
+        422: {"description": "Refused by policy, labels, hash banks or format."},
+        503: {"description": "No decision (timeout, model, database) and failing closed."},
+    },
+)
+async def validate(
+    request: Request,
+    services: ServicesDep,
+    secret: str | None = Query(None, description="Shared secret when server.pictrs_secret is set."),
+    source: str = Query(
+        "upload",
+        pattern="^(upload|remote)$",
+        description="Set by a proxy that knows the media is a remote fetch.",
+    ),
+) -> JSONResponse:
+    """Scan the body; 200 lets pict-rs store the media, anything else refuses it."""
+    if not _allowed(services, request, secret):
+        return error("forbidden", "this address or secret may not use /pictrs/validate", 403)
+    gate = services.gate
+    assert gate is not None
+    context = ScanContext(source=source, declared_type=request.headers.get("content-type"))
+    limit = services.settings.media.max_bytes
+    declared = declared_length(request)
+    try:
+        if declared is not None and declared > limit:
+            raise MediaTooLarge(f"the body is {declared} bytes; the limit is {limit}")
+        data = await read_capped(request, limit)
+    except MediaTooLarge as exc:
+        outcome = await gate.refuse_unread(
+            context, exc.code, exc.message, declared or limit + 1, {"limit": limit}
+        )
+    else:
+        outcome = await gate.check(data, context)
+    verdict = outcome.verdict
     if verdict.decision is Decision.REJECT:
         first = verdict.reasons[0]
-        return JSONResponse({"error": first.code, "message": first.message}, status_code=415)
-    return JSONResponse({"decision": verdict.decision.value, "sha256": verdict.sha256})
+        return error(first.code, first.message, refusal_status(verdict))
+    return JSONResponse(
+        {"decision": verdict.decision.value, "sha256": verdict.sha256, "id": outcome.decision_id}
+    )
