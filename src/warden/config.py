@@ -70,15 +70,19 @@ class MediaSettings(BaseModel):
         5.0, gt=0, description="Wall-clock limit for decoding one file, in seconds."
     )
     scan_side: int = Field(
-        512,
+        320,
         ge=64,
-        description="Shortest side JPEGs are draft-decoded to; the scan never needs more.",
+        description="Frames are decoded (JPEG draft mode) or reduced to about this shortest side; the model sees 320 px and PDQ 64 px, so more is wasted work.",
     )
 
 
 class ModelSettings(BaseModel):
     """The bundled NudeNet detector and how it runs."""
 
+    calibration_dir: Path | None = Field(
+        None,
+        description="Folder of ordinary images used to calibrate the int8 copy; default: synthetic images.",
+    )
     path: Path | None = Field(
         None,
         description="ONNX model file; default: 320n.onnx inside the installed nudenet package.",
