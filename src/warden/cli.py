@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from warden import __version__
+from warden.cli_purge import purge_app
 from warden.cli_rules import rules_app
 from warden.config import Settings, load_settings
 from warden.errors import ConfigError
@@ -30,6 +31,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Show and check settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(rules_app, name="rules")
+app.add_typer(purge_app, name="purge")
 
 err = Console(stderr=True)
 

@@ -192,6 +192,36 @@ class LemmySettings(BaseModel):
     )
 
 
+class PictrsSettings(BaseModel):
+    """pict-rs's internal API, for purges."""
+
+    url: str = Field(
+        "http://127.0.0.1:8080", description="pict-rs's own address, as Warden reaches it."
+    )
+    api_key: SecretStr | None = Field(
+        None, description="pict-rs `server.api_key` (sent as X-Api-Token); required for purges."
+    )
+    timeout_s: float = Field(
+        30.0, gt=0, description="Longest wait for one pict-rs internal API call."
+    )
+
+
+class FederatedSettings(BaseModel):
+    """Federated media: the purge of cached remote images."""
+
+    lemmy_database_url: str | None = Field(
+        None,
+        description="Read-only URL of Lemmy's PostgreSQL database (local_image and content tables).",
+    )
+    local_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names under which this instance serves /pictrs/image/ URLs (e.g. lemmy.example.org).",
+    )
+    purge_rate: float = Field(
+        10.0, ge=0, description="Most pict-rs purges per second (0 = unlimited)."
+    )
+
+
 class RulesSettings(BaseModel):
     """Account requirements and the uploads switch, enforced at /authz."""
 
@@ -235,6 +265,12 @@ class Settings(BaseSettings):
         default_factory=EvidenceSettings, description="Evidence store."
     )
     lemmy: LemmySettings = Field(default_factory=LemmySettings, description="Lemmy API client.")
+    pictrs: PictrsSettings = Field(
+        default_factory=PictrsSettings, description="pict-rs internal API."
+    )
+    federated: FederatedSettings = Field(
+        default_factory=FederatedSettings, description="Federated media purge."
+    )
     rules: RulesSettings = Field(
         default_factory=RulesSettings, description="Account requirements and the uploads switch."
     )
