@@ -17,6 +17,7 @@ from rich.console import Console
 
 from warden import __version__
 from warden.cli_purge import purge_app
+from warden.cli_rescan import rescan as rescan_command
 from warden.cli_rules import rules_app
 from warden.config import Settings, load_settings
 from warden.errors import ConfigError
@@ -32,6 +33,7 @@ config_app = typer.Typer(help="Show and check settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(rules_app, name="rules")
 app.add_typer(purge_app, name="purge")
+app.command("rescan")(rescan_command)
 
 err = Console(stderr=True)
 
