@@ -17,6 +17,8 @@ from rich.console import Console
 
 from warden import __version__
 from warden.cli_evidence import evidence_app
+from warden.cli_purge import purge_app
+from warden.cli_rescan import rescan as rescan_command
 from warden.cli_rules import rules_app
 from warden.cli_service import db_app, tokens_app
 from warden.config import Settings, load_settings
@@ -35,6 +37,8 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(evidence_app, name="evidence")
 app.add_typer(db_app, name="db")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(purge_app, name="purge")
+app.command("rescan")(rescan_command)
 
 err = Console(stderr=True)
 

@@ -70,15 +70,19 @@ class MediaSettings(BaseModel):
         5.0, gt=0, description="Wall-clock limit for decoding one file, in seconds."
     )
     scan_side: int = Field(
-        512,
+        320,
         ge=64,
-        description="Shortest side JPEGs are draft-decoded to; the scan never needs more.",
+        description="Frames are decoded (JPEG draft mode) or reduced to about this shortest side; the model sees 320 px and PDQ 64 px, so more is wasted work.",
     )
 
 
 class ModelSettings(BaseModel):
     """The bundled NudeNet detector and how it runs."""
 
+    calibration_dir: Path | None = Field(
+        None,
+        description="Folder of ordinary images used to calibrate the int8 copy; default: synthetic images.",
+    )
     path: Path | None = Field(
         None,
         description="ONNX model file; default: 320n.onnx inside the installed nudenet package.",
@@ -188,6 +192,36 @@ class LemmySettings(BaseModel):
     )
 
 
+class PictrsSettings(BaseModel):
+    """pict-rs's internal API, for purges."""
+
+    url: str = Field(
+        "http://127.0.0.1:8080", description="pict-rs's own address, as Warden reaches it."
+    )
+    api_key: SecretStr | None = Field(
+        None, description="pict-rs `server.api_key` (sent as X-Api-Token); required for purges."
+    )
+    timeout_s: float = Field(
+        30.0, gt=0, description="Longest wait for one pict-rs internal API call."
+    )
+
+
+class FederatedSettings(BaseModel):
+    """Federated media: the purge of cached remote images."""
+
+    lemmy_database_url: str | None = Field(
+        None,
+        description="Read-only URL of Lemmy's PostgreSQL database (local_image and content tables).",
+    )
+    local_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names under which this instance serves /pictrs/image/ URLs (e.g. lemmy.example.org).",
+    )
+    purge_rate: float = Field(
+        10.0, ge=0, description="Most pict-rs purges per second (0 = unlimited)."
+    )
+
+
 class RulesSettings(BaseModel):
     """Account requirements and the uploads switch, enforced at /authz."""
 
@@ -231,6 +265,12 @@ class Settings(BaseSettings):
         default_factory=EvidenceSettings, description="Evidence store."
     )
     lemmy: LemmySettings = Field(default_factory=LemmySettings, description="Lemmy API client.")
+    pictrs: PictrsSettings = Field(
+        default_factory=PictrsSettings, description="pict-rs internal API."
+    )
+    federated: FederatedSettings = Field(
+        default_factory=FederatedSettings, description="Federated media purge."
+    )
     rules: RulesSettings = Field(
         default_factory=RulesSettings, description="Account requirements and the uploads switch."
     )

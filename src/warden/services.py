@@ -59,7 +59,7 @@ def build_classifier(settings: Settings) -> Classifier:
     if m.precision == "int8":
         from warden.media.quantize import quantized_model
 
-        model_path = quantized_model(m.path, settings.data_dir)
+        model_path = quantized_model(m.path, settings.data_dir, m.calibration_dir)
     classifier = NudeNetClassifier(
         model_path,
         providers=m.providers,

@@ -132,6 +132,10 @@ def run_scan(
     from warden.services import build_scanner
 
     console = Console(stderr=True)
+    if settings.model.threads == 0:
+        # one model thread per worker: parallel streams beat threads inside one call
+        settings = settings.model_copy(deep=True)
+        settings.model.threads = max(1, (os.cpu_count() or 1) // workers)
     scanner = build_scanner(settings)
     if scanner.classifier is None:
         console.print(

@@ -101,17 +101,27 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def letterbox(image: Image.Image, size: int) -> tuple[np.ndarray, float]:
-    """Scale the longest side to `size`, pad right/bottom with black (as NudeNet does).
+#: The model's coarsest stride: a canvas side must be a multiple of it.
+STRIDE = 32
 
-    Returns the HxWx3 uint8 canvas and the scale from the image to the canvas.
+
+def letterbox(image: Image.Image, size: int, stride: int = STRIDE) -> tuple[np.ndarray, float]:
+    """Scale the longest side to `size` and pad right/bottom with black, as NudeNet does.
+
+    NudeNet pads every image to a `size` x `size` square. The model is fully
+    convolutional (its input height and width are dynamic), so Warden pads the
+    short side only up to the next multiple of the stride: a 4:3 photo runs at
+    320x256 instead of 320x320, 20% less work with the same scores (the padding
+    is black either way). Returns the HxWx3 uint8 canvas and the scale from the
+    image to it.
     """
     width, height = image.size
     scale = size / max(width, height)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     resized = rgb.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    canvas = np.zeros((size, size, 3), dtype=np.uint8)
+    canvas_h, canvas_w = -(-new_h // stride) * stride, -(-new_w // stride) * stride
+    canvas = np.zeros((canvas_h, canvas_w, 3), dtype=np.uint8)
     canvas[:new_h, :new_w] = np.asarray(resized)
     return canvas, scale
 
@@ -263,6 +273,9 @@ class NudeNetClassifier:
         if self._threads:
             options.intra_op_num_threads = self._threads
         options.log_severity_level = 3
+        # idle pool threads must not spin: on a small machine they would steal
+        # the cores that decode and hash the next image
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(str(self.model_path), options, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own untyped errors
@@ -279,16 +292,27 @@ class NudeNetClassifier:
         self.classify([Image.new("RGB", (64, 64))])
 
     def classify(self, images: Sequence[Image.Image]) -> list[Classification]:
-        results: list[Classification] = []
+        """Each image's label scores; images of one canvas shape share a model call."""
         size = self.input_size
         session = self.session
         input_name = session.get_inputs()[0].name
-        for start in range(0, len(images), self.batch_size):
-            chunk = images[start : start + self.batch_size]
-            canvases, scales = zip(*(letterbox(im, size) for im in chunk), strict=True)
-            batch = to_batch(canvases)
-            output = session.run(None, {input_name: batch})[0]
-            results.extend(
-                postprocess(output, scales, [im.size for im in chunk], self._labels, self.min_score)
-            )
-        return results
+        prepared = [letterbox(im, size) for im in images]
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, (canvas, _) in enumerate(prepared):
+            by_shape.setdefault(canvas.shape, []).append(i)
+        results: list[Classification | None] = [None] * len(images)
+        for indices in by_shape.values():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start : start + self.batch_size]
+                batch = to_batch([prepared[i][0] for i in chunk])
+                output = session.run(None, {input_name: batch})[0]
+                scored = postprocess(
+                    output,
+                    [prepared[i][1] for i in chunk],
+                    [images[i].size for i in chunk],
+                    self._labels,
+                    self.min_score,
+                )
+                for i, result in zip(chunk, scored, strict=True):
+                    results[i] = result
+        return [r for r in results if r is not None]

@@ -50,7 +50,7 @@ class DecodeLimits:
     max_frames: int = 2_000
     sample_frames: int = 8
     timeout_s: float = 5.0
-    scan_side: int = 512
+    scan_side: int = 320
 
 
 @dataclass(frozen=True)

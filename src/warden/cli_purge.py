@@ -1,0 +1,117 @@
+"""`warden purge ...`: remove federated media that pict-rs cached."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+purge_app = typer.Typer(help="Purge media from pict-rs.", no_args_is_help=True)
+out = Console()
+
+
+@purge_app.command("federated")
+def purge_federated(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Plan and report; purge nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before purging.")] = False,
+    rate: Annotated[
+        float | None, typer.Option(help="Purges per second (default: federated.purge_rate).")
+    ] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Try again the aliases that failed last time.")
+    ] = False,
+) -> None:
+    """Purge every image that federated in (never a local upload); resumable."""
+    from warden.adapters.lemmy_db import LemmyDatabase
+    from warden.adapters.pictrs import PictrsAdmin, PictrsError
+    from warden.cli import settings_from
+    from warden.jobs.purge import plan_purge, run_purge
+    from warden.store.purge_ledger import PurgeLedger
+
+    settings = settings_from(ctx)
+    fed = settings.federated
+    if not fed.lemmy_database_url or not fed.local_hosts:
+        out.print(
+            "[red]error:[/red] set federated.lemmy_database_url and federated.local_hosts first"
+        )
+        raise typer.Exit(2)
+    lemmy = LemmyDatabase(fed.lemmy_database_url)
+    ledger = PurgeLedger(settings.data_dir / "purge-federated.sqlite")
+    try:
+        if retry_failed:
+            out.print(f"{ledger.retry_failed()} failed aliases planned again")
+        plan = plan_purge(lemmy, ledger, fed.local_hosts)
+        todo = ledger.count("planned") + ledger.count("pending")
+        out.print(
+            f"federated aliases referenced by Lemmy: {plan.candidates:,} "
+            f"(new in this plan: {plan.new:,}); local uploads excluded: {plan.local_skipped:,}; "
+            f"left to purge: {todo:,}; ledger: {ledger.path}"
+        )
+        sample = ledger.sample(10)
+        if sample:
+            table = Table("alias", "referenced from", title="sample")
+            for alias, source in sample:
+                table.add_row(alias, source)
+            out.print(table)
+        if dry_run or todo == 0:
+            out.print("dry run: nothing purged" if dry_run else "nothing to purge")
+            return
+        if not yes and not typer.confirm(f"Purge {todo:,} images from pict-rs?"):
+            raise typer.Exit(1)
+        api_key = settings.pictrs.api_key.get_secret_value() if settings.pictrs.api_key else ""
+        with (
+            PictrsAdmin(
+                settings.pictrs.url, api_key, timeout_s=settings.pictrs.timeout_s
+            ) as pictrs,
+            Progress(
+                TextColumn("purging"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=out,
+            ) as bar,
+        ):
+            task = bar.add_task("purge", total=todo)
+            report = run_purge(
+                lemmy,
+                pictrs,
+                ledger,
+                rate=fed.purge_rate if rate is None else rate,
+                on_step=lambda _a, _r: bar.advance(task),
+            )
+    except PictrsError as exc:
+        out.print(f"[red]stopped:[/red] {exc.message} (resume with the same command)")
+        raise typer.Exit(1) from exc
+    finally:
+        lemmy.close()
+        summary = ledger.summary()
+        ledger.close()
+    out.print(
+        f"purged {report.purged:,}, already gone {report.already_gone:,}, "
+        f"kept (local) {report.skipped_local:,}, failed {report.failed:,}; ledger totals {summary}"
+    )
+    for line in report.errors[:10]:
+        out.print(f"  [yellow]{line}[/yellow]")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@purge_app.command("status")
+def purge_status(ctx: typer.Context) -> None:
+    """Show the federated purge ledger: how many aliases are in each state."""
+    from warden.cli import settings_from
+    from warden.store.purge_ledger import PurgeLedger
+
+    path = settings_from(ctx).data_dir / "purge-federated.sqlite"
+    if not path.exists():
+        out.print("no federated purge has been planned")
+        return
+    ledger = PurgeLedger(path)
+    out.print(ledger.summary())
+    ledger.close()

@@ -1,0 +1,111 @@
+"""The PDQ index against brute-force popcount: identical result sets, boundaries included."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from warden.media.hashlist import PdqIndex, hex_to_words, popcount_distance, words_to_hex
+
+rng = np.random.default_rng(11)
+
+
+def _flip(word: np.ndarray, bits: int) -> np.ndarray:
+    out = word.copy()
+    for b in rng.choice(256, bits, replace=False):
+        out[b // 64] ^= np.uint64(1) << np.uint64(63 - b % 64)
+    return out
+
+
+def _random(n: int) -> np.ndarray:
+    return rng.integers(0, np.iinfo(np.uint64).max, (n, 4), dtype=np.uint64, endpoint=True)
+
+
+def test_hex_round_trip():
+    words = _random(5)
+    assert (hex_to_words(words_to_hex(words)) == words).all()
+    with pytest.raises(ValueError, match="64 hex digits"):
+        hex_to_words(["abcd"])
+
+
+def test_index_equals_brute_force_including_31_and_32():
+    base = _random(20_000)
+    planted, expected_far = [], []
+    queries = []
+    for _ in range(60):
+        q = _random(1)[0]
+        queries.append(q)
+        for d in (0, 1, 15, 30, 31):
+            planted.append(_flip(q, d))
+        for d in (32, 33, 40):
+            expected_far.append(_flip(q, d))
+    words = np.concatenate([base, np.array(planted), np.array(expected_far)])
+    index = PdqIndex.from_words(words, np.arange(len(words)))
+    for q in queries:
+        got = sorted((h.entry, h.distance) for h in index.query_words(q))
+        dist = popcount_distance(words, q)
+        want = sorted((int(i), int(dist[i])) for i in np.nonzero(dist <= 31)[0])
+        assert got == want
+        assert {d for _, d in got} >= {0, 1, 15, 30, 31}
+        assert all(d <= 31 for _, d in got)
+
+
+@pytest.mark.parametrize("radius", [0, 8, 20, 40])
+def test_other_radii_are_exact_too(radius):
+    words = _random(5_000)
+    q = words[17]
+    near = np.array([_flip(q, d) for d in range(0, 45, 3)])
+    all_words = np.concatenate([words, near])
+    index = PdqIndex.from_words(all_words, np.arange(len(all_words)), radius=radius)
+    got = sorted(h.entry for h in index.query_words(q))
+    assert got == sorted(np.nonzero(popcount_distance(all_words, q) <= radius)[0].tolist())
+
+
+def test_add_remove_and_compact():
+    index = PdqIndex(merge_at=10)
+    words = _random(30)
+    hexes = words_to_hex(words)
+    index.add(hexes[:5], list(range(5)))  # stays in the delta
+    index.add(hexes[5:], list(range(5, 30)))  # crosses merge_at: folded into the tables
+    assert len(index) == 30
+    assert [h.entry for h in index.query(hexes[7])] == [7]
+    index.remove([7])
+    assert index.query(hexes[7]) == []
+    index.compact()
+    assert index.query(hexes[7]) == [] and len(index) == 29
+    near = words_to_hex(np.array([_flip(words[3], 12)]))[0]
+    assert [(h.entry, h.distance) for h in index.query(near)] == [(3, 12)]
+
+
+def test_queries_are_safe_while_another_thread_adds():
+    index = PdqIndex(merge_at=200)
+    words = _random(2_000)
+    hexes = words_to_hex(words)
+    index.add(hexes[:100], list(range(100)))
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for _ in range(300):
+                assert [h.entry for h in index.query(hexes[3])] == [3]
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for start in range(100, 2_000, 50):
+        index.add(hexes[start : start + 50], list(range(start, start + 50)))
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(index) == 2_000
+
+
+def test_match_any_keeps_the_best_distance_per_entry():
+    words = _random(100)
+    index = PdqIndex.from_words(words, np.arange(100))
+    queries = words_to_hex(np.array([_flip(words[4], 20), _flip(words[4], 3)]))
+    assert [(h.entry, h.distance) for h in index.match_any(queries)] == [(4, 3)]
