@@ -64,23 +64,24 @@ def test_other_radii_are_exact_too(radius):
 
 
 def test_add_remove_and_compact():
-    index = PdqIndex(merge_at=10)
+    index = PdqIndex()
     words = _random(30)
     hexes = words_to_hex(words)
-    index.add(hexes[:5], list(range(5)))  # stays in the delta
-    index.add(hexes[5:], list(range(5, 30)))  # crosses merge_at: folded into the tables
-    assert len(index) == 30
+    index.add(hexes[:5], list(range(5)))
+    index.compact()  # folded into the tables
+    index.add(hexes[5:], list(range(5, 30)))  # stays in the delta
+    assert len(index) == 30 and index.pending == 25
     assert [h.entry for h in index.query(hexes[7])] == [7]
     index.remove([7])
     assert index.query(hexes[7]) == []
     index.compact()
-    assert index.query(hexes[7]) == [] and len(index) == 29
+    assert index.query(hexes[7]) == [] and len(index) == 29 and index.pending == 0
     near = words_to_hex(np.array([_flip(words[3], 12)]))[0]
     assert [(h.entry, h.distance) for h in index.query(near)] == [(3, 12)]
 
 
-def test_queries_are_safe_while_another_thread_adds():
-    index = PdqIndex(merge_at=200)
+def test_queries_are_safe_while_another_thread_adds_and_compacts():
+    index = PdqIndex()
     words = _random(2_000)
     hexes = words_to_hex(words)
     index.add(hexes[:100], list(range(100)))
@@ -98,6 +99,8 @@ def test_queries_are_safe_while_another_thread_adds():
         t.start()
     for start in range(100, 2_000, 50):
         index.add(hexes[start : start + 50], list(range(start, start + 50)))
+        if start % 500 == 0:
+            index.compact()
     for t in threads:
         t.join()
     assert errors == []
