@@ -17,6 +17,9 @@ from rich.console import Console
 
 from warden import __version__
 from warden.cli_evidence import evidence_app
+from warden.cli_hashes import flag as flag_command
+from warden.cli_hashes import hashes_app
+from warden.cli_hashes import unflag as unflag_command
 from warden.cli_purge import purge_app
 from warden.cli_rescan import rescan as rescan_command
 from warden.cli_rules import rules_app
@@ -39,6 +42,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(purge_app, name="purge")
 app.command("rescan")(rescan_command)
+app.add_typer(hashes_app, name="hashes")
+app.command("flag")(flag_command)
+app.command("unflag")(unflag_command)
 
 err = Console(stderr=True)
 

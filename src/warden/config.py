@@ -222,6 +222,32 @@ class FederatedSettings(BaseModel):
     )
 
 
+class BankSettings(BaseModel):
+    """Hash banks: how the service follows them, and where `warden flag` puts hashes."""
+
+    refresh_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often `warden serve` picks up bank changes made by the CLI or another replica.",
+    )
+    compact_after: int = Field(
+        20_000,
+        ge=1,
+        description="Changes since the last rebuild after which the in-memory index is rebuilt in the background.",
+    )
+    flag_bank: str = Field(
+        "local-confirmed",
+        description="PDQ bank `warden flag` adds to (created on first use, action reject); SHA-256s go to '<name>-sha256'.",
+    )
+    allow_bank: str = Field(
+        "local-allow",
+        description="PDQ bank `warden unflag` moves hashes to (created on first use, action allow); SHA-256s go to '<name>-sha256'.",
+    )
+    rematch_days: int = Field(
+        30, ge=0, description="How many days of the decisions log `warden flag` matches again."
+    )
+
+
 class RulesSettings(BaseModel):
     """Account requirements and the uploads switch, enforced at /authz."""
 
@@ -274,6 +300,7 @@ class Settings(BaseSettings):
     rules: RulesSettings = Field(
         default_factory=RulesSettings, description="Account requirements and the uploads switch."
     )
+    banks: BankSettings = Field(default_factory=BankSettings, description="Hash banks.")
 
     @field_validator("data_dir")
     @classmethod

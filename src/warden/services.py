@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from warden.adapters.lemmy import Identity
     from warden.domain.verdict import Verdict
     from warden.media.pipeline import Prepared
+    from warden.store.banks import BankSync
     from warden.store.database import Database
     from warden.store.decisions import DecisionLog
     from warden.store.quarantine import EvidenceStore
@@ -162,6 +163,7 @@ class Services:
     metrics: Metrics | None = None
     batcher: MicroBatcher[Prepared, Verdict] | None = None
     gate: MediaGate | None = None  # the media gate (/pictrs/validate, /api/v1/scan)
+    banks: BankSync | None = None  # keeps the scanner's bank matcher in step with the tables
     config_path: Path | None = None  # where reload() reads settings again
 
     def reload_rules(self) -> None:
@@ -208,6 +210,8 @@ def build_services(
 
     The database is not migrated here: `warden serve` runs `upgrade()` first.
     """
+    from warden.media.matcher import BankMatcher
+    from warden.store.banks import BankStore, BankSync
     from warden.store.database import Database
     from warden.store.decisions import DecisionLog
     from warden.store.tokens import TokenStore
@@ -215,8 +219,16 @@ def build_services(
     from warden.web.gate import MediaGate
     from warden.web.metrics import Metrics
 
-    scanner = scanner or build_scanner(settings)
+    matcher = BankMatcher()
+    scanner = scanner or build_scanner(settings, matcher=matcher)
+    if scanner.matcher is None:
+        scanner.matcher = matcher
     database = database or Database(settings.database_url)
+    banks = (
+        BankSync(BankStore(database), scanner.matcher)
+        if isinstance(scanner.matcher, BankMatcher)
+        else None
+    )
     decisions = DecisionLog(database)
     evidence = build_evidence_store(settings)
     metrics = Metrics()
@@ -248,5 +260,6 @@ def build_services(
         metrics=metrics,
         batcher=batcher,
         gate=gate,
+        banks=banks,
         config_path=config_path,
     )

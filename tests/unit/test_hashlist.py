@@ -111,4 +111,4 @@ def test_match_any_keeps_the_best_distance_per_entry():
     words = _random(100)
     index = PdqIndex.from_words(words, np.arange(100))
     queries = words_to_hex(np.array([_flip(words[4], 20), _flip(words[4], 3)]))
-    assert [(h.entry, h.distance) for h in index.match_any(queries)] == [(4, 3)]
+    assert [(k, h.entry, h.distance) for k, h in index.match_any(queries)] == [(1, 4, 3)]

@@ -63,6 +63,9 @@ class FrameHash:
     frame: int
     pdq: str
     quality: int
+    #: PDQ of the frame's seven rotations and flips (media/hashing.DIHEDRAL[1:]),
+    #: so banks match a rotated or mirrored repost; not logged (recomputable).
+    variants: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -236,10 +236,15 @@ class _Snapshot:
 
 @dataclass(frozen=True)
 class Hit:
-    """One indexed entry within the radius of a query."""
+    """One indexed entry within the radius of a query, and its stored hash."""
 
     entry: int
     distance: int
+    words: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    @property
+    def hex(self) -> str:
+        return b"".join(w.to_bytes(8, "big") for w in self.words).hex()
 
 
 _EMPTY_WORDS = np.empty((0, WORDS), dtype=np.uint64)
@@ -282,13 +287,17 @@ class PdqIndex:
         self.add_words(hex_to_words(hexes), np.asarray(ids, dtype=np.int64))
 
     def add_words(self, words: np.ndarray, ids: np.ndarray) -> None:
+        """Add entries; an id that was removed (still held, marked) is revived instead,
+        since an entry's id always names the same hash."""
         with self._lock:
             s = self._snap
+            revive = frozenset(int(i) for i in ids) & s.removed
+            fresh = ~np.isin(ids, np.fromiter(revive, dtype=np.int64)) if revive else slice(None)
             self._snap = _Snapshot(
                 s.tables,
-                np.concatenate([s.delta_words, words.astype(np.uint64)]),
-                np.concatenate([s.delta_ids, ids.astype(np.int64)]),
-                s.removed - frozenset(int(i) for i in ids),
+                np.concatenate([s.delta_words, words[fresh].astype(np.uint64)]),
+                np.concatenate([s.delta_ids, ids[fresh].astype(np.int64)]),
+                s.removed - revive,
             )
 
     def remove(self, ids: list[int]) -> None:
@@ -304,11 +313,7 @@ class PdqIndex:
         queries and adds never wait for a rebuild.
         """
         base = self._snap
-        words = np.concatenate([base.tables.words, base.delta_words])
-        ids = np.concatenate([base.tables.ids, base.delta_ids])
-        if base.removed:
-            keep = ~np.isin(ids, np.fromiter(base.removed, dtype=np.int64))
-            words, ids = words[keep], ids[keep]
+        words, ids = self._live(base)
         tables = _Tables.build(words, ids)
         with self._lock:
             now = self._snap
@@ -327,7 +332,7 @@ class PdqIndex:
     def query_words(self, query: np.ndarray) -> list[Hit]:
         s = self._snap
         t = s.tables
-        hits: dict[int, int] = {}
+        hits: dict[int, tuple[int, np.ndarray]] = {}
         if len(t.ids):
             size = 64
             cand = np.empty(1 << 14, dtype=np.int64)
@@ -356,21 +361,39 @@ class PdqIndex:
                 size *= 16
                 cand = np.empty(len(cand) * 16, dtype=np.int64)
             for row, d in zip(rows[:found].tolist(), dist[:found].tolist(), strict=True):
-                hits[int(t.ids[row])] = d
+                hits[int(t.ids[row])] = (d, t.words[row])
         if len(s.delta_ids):
             dd = popcount_distance(s.delta_words, query)
             ok = dd <= self.radius
-            for entry, d in zip(s.delta_ids[ok].tolist(), dd[ok].tolist(), strict=True):
-                hits[entry] = d
-        result = [Hit(e, d) for e, d in hits.items() if e not in s.removed]
+            for k in np.nonzero(ok)[0].tolist():
+                hits[int(s.delta_ids[k])] = (int(dd[k]), s.delta_words[k])
+        result = [
+            Hit(e, d, (int(w[0]), int(w[1]), int(w[2]), int(w[3])))
+            for e, (d, w) in hits.items()
+            if e not in s.removed
+        ]
         result.sort(key=lambda h: (h.distance, h.entry))
         return result
 
-    def match_any(self, hexes: list[str]) -> list[Hit]:
-        """Best hit per entry over several query hashes (e.g. the 8 dihedral variants)."""
-        best: dict[int, int] = {}
-        for words in hex_to_words(hexes):
+    def match_any(self, hexes: list[str]) -> list[tuple[int, Hit]]:
+        """Best (query number, hit) per entry over several query hashes (e.g. the 8
+        dihedral variants of a frame), nearest first."""
+        best: dict[int, tuple[int, Hit]] = {}
+        for k, words in enumerate(hex_to_words(hexes)):
             for hit in self.query_words(words):
-                if hit.distance < best.get(hit.entry, 1 << 30):
-                    best[hit.entry] = hit.distance
-        return sorted((Hit(e, d) for e, d in best.items()), key=lambda h: (h.distance, h.entry))
+                if hit.entry not in best or hit.distance < best[hit.entry][1].distance:
+                    best[hit.entry] = (k, hit)
+        return sorted(best.values(), key=lambda kh: (kh[1].distance, kh[1].entry))
+
+    def entries(self) -> tuple[np.ndarray, np.ndarray]:
+        """(words, ids) of every live entry (a copy), e.g. to rebuild with another radius."""
+        return self._live(self._snap)
+
+    @staticmethod
+    def _live(s: _Snapshot) -> tuple[np.ndarray, np.ndarray]:
+        words = np.concatenate([s.tables.words, s.delta_words])
+        ids = np.concatenate([s.tables.ids, s.delta_ids])
+        if s.removed:
+            keep = ~np.isin(ids, np.fromiter(s.removed, dtype=np.int64))
+            words, ids = words[keep], ids[keep]
+        return words, ids

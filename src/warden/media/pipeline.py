@@ -109,9 +109,9 @@ class Scanner:
         item.timings["decode"] = _ms(t0)
         t1 = time.perf_counter()
         item.frames = tuple(
-            FrameHash(f.index, h.hex, h.quality)
+            FrameHash(f.index, hs[0].hex, hs[0].quality, tuple(h.hex for h in hs[1:]))
             for f in item.decoded.frames
-            for h in (hashing.pdq(f.image),)
+            for hs in (hashing.pdq_dihedral(f.image),)
         )
         item.timings["hash"] = _ms(t1)
         if self.matcher is not None:

@@ -9,7 +9,7 @@ meets the table.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -172,6 +172,23 @@ class DecisionLog:
             query = query.where(DecisionRow.created_at >= since)
         with self.database.session() as session:
             return [row_to_record(r) for r in session.scalars(query)]
+
+    def since(self, since: datetime, batch: int = 1000) -> Iterator[DecisionRecord]:
+        """Every decision at or after `since`, oldest first, read in batches."""
+        last = 0
+        while True:
+            query = (
+                select(DecisionRow)
+                .where(DecisionRow.created_at >= since, DecisionRow.id > last)
+                .order_by(DecisionRow.id)
+                .limit(batch)
+            )
+            with self.database.session() as session:
+                rows = [row_to_record(r) for r in session.scalars(query)]
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1].id
 
     def by_sha256(self, sha256: str) -> Sequence[DecisionRecord]:
         query = select(DecisionRow).where(DecisionRow.sha256 == sha256).order_by(DecisionRow.id)

@@ -2,7 +2,8 @@
 
 Nothing is built at import time; `warden serve` and the tests call this with
 their own settings, and tests may pass ready-made services. The lifespan
-starts the micro-batcher and, under `warden serve`, reloads settings on SIGHUP.
+starts the micro-batcher, loads the hash banks (before the first request)
+and follows their changes, and, under `warden serve`, reloads settings on SIGHUP.
 """
 
 from __future__ import annotations
@@ -30,6 +31,21 @@ def _reload_on_signal(services: Services) -> None:
         log.exception("SIGHUP reload failed; the settings in force are kept")
 
 
+async def _follow_banks(services: Services) -> None:
+    """Pick up bank changes every `banks.refresh_s`; rebuild the index off the request
+    path when enough changed. A failing database keeps the banks in force."""
+    sync = services.banks
+    assert sync is not None
+    while True:
+        await asyncio.sleep(services.settings.banks.refresh_s)
+        try:
+            await asyncio.to_thread(sync.refresh)
+            if sync.matcher.pending >= services.settings.banks.compact_after:
+                await asyncio.to_thread(sync.matcher.compact)
+        except Exception:
+            log.exception("hash banks could not be refreshed; the loaded banks stay in force")
+
+
 def create_app(
     settings: Settings, services: Services | None = None, *, reload_on_sighup: bool = False
 ) -> FastAPI:
@@ -39,12 +55,20 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if built.batcher is not None:
             built.batcher.start()
+        follower = None
+        if built.banks is not None:
+            # before the first request: until the banks are loaded nobody is answered
+            # (pict-rs then refuses the upload), rather than answered unmatched
+            await asyncio.to_thread(built.banks.load)
+            follower = asyncio.create_task(_follow_banks(built), name="warden-banks")
         loop = asyncio.get_running_loop()
         if reload_on_sighup:
             loop.add_signal_handler(signal.SIGHUP, _reload_on_signal, built)
         try:
             yield
         finally:
+            if follower is not None:
+                follower.cancel()
             if reload_on_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
             await built.aclose()

@@ -1,0 +1,171 @@
+"""The admin flag: "this media is bad" -> its hashes in a bank, and who posted it before.
+
+`warden flag` takes a file, a decision id or a SHA-256. Its PDQ hashes go to
+the flag bank (`banks.flag_bank`, PDQ, reject) and its SHA-256 to the exact
+companion bank (`<flag_bank>-sha256`); both are created on first use. Then the
+decisions log of the last `banks.rematch_days` days is matched again against
+just the new entries, so the admin learns which earlier uploads were the
+same picture (resized, recompressed, rotated) and who uploaded them.
+
+`warden unflag` is the way back from a false positive: the hash leaves every
+reject/review bank holding it and goes to the allow bank, which overrides
+both banks and the classifier.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from warden.config import Settings
+from warden.domain.banks import Bank, BankAction, BankKind, HashMatch
+from warden.domain.verdict import FrameHash
+from warden.errors import WardenError
+from warden.media import hashing
+from warden.media.decode import decode
+from warden.media.matcher import BankMatcher
+from warden.store.banks import BankStore, NewEntry
+from warden.store.decisions import DecisionLog, DecisionRecord
+
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class FlagError(WardenError):
+    code = "flag_error"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The media being flagged, as far as it is known."""
+
+    label: str  # what the admin named, for the audit trail
+    sha256: str | None
+    frames: tuple[FrameHash, ...] = ()
+    decision_id: int | None = None
+    uploader: str | None = None
+
+
+@dataclass
+class FlagReport:
+    target: Target
+    pdq_bank: str
+    sha_bank: str
+    added: list[str] = field(default_factory=list)  # hashes newly in a bank
+    low_quality: list[FrameHash] = field(default_factory=list)  # PDQ too weak to bank
+    earlier: list[tuple[DecisionRecord, HashMatch]] = field(default_factory=list)
+
+    @property
+    def uploaders(self) -> list[str]:
+        names = [self.target.uploader] + [r.uploader for r, _ in self.earlier]
+        return sorted({n for n in names if n})
+
+
+def resolve(arg: str, settings: Settings, decisions: DecisionLog) -> Target:
+    """A file path, a decision id or a SHA-256 -> the hashes to flag."""
+    path = Path(arg)
+    if path.is_file():
+        from warden.services import decode_limits
+
+        data = path.read_bytes()
+        media = decode(data, decode_limits(settings))
+        frames = tuple(
+            FrameHash(f.index, hs[0].hex, hs[0].quality, tuple(h.hex for h in hs[1:]))
+            for f in media.frames
+            for hs in (hashing.pdq_dihedral(f.image),)
+        )
+        return Target(f"file {path.name}", hashing.sha256(data), frames)
+    if arg.isdigit():
+        record = decisions.get(int(arg))
+        if record is None:
+            raise FlagError(f"no decision {arg} in the decisions log")
+        v = record.verdict
+        return Target(f"decision {arg}", v.sha256 or None, v.frames, record.id, record.uploader)
+    if _HEX64.match(arg):
+        sha = arg.lower()
+        seen = decisions.by_sha256(sha)
+        if seen:
+            last = seen[-1]
+            return Target(f"sha256 {sha}", sha, last.verdict.frames, last.id, last.uploader)
+        return Target(f"sha256 {sha}", sha)
+    raise FlagError(f"{arg!r} is neither a file, a decision id nor a 64-digit SHA-256")
+
+
+def _banks(store: BankStore, name: str, action: BankAction, what: str) -> tuple[Bank, Bank]:
+    pdq = store.ensure_bank(name, BankKind.PDQ, action, f"{what} (PDQ)")
+    sha = store.ensure_bank(f"{name}-sha256", BankKind.SHA256, action, f"{what} (exact)")
+    return pdq, sha
+
+
+def flag(
+    target: Target,
+    *,
+    settings: Settings,
+    store: BankStore,
+    decisions: DecisionLog,
+    by: str,
+    reason: str,
+    now: datetime | None = None,
+) -> FlagReport:
+    """Bank the target's hashes and find earlier decisions that match them."""
+    pdq_bank, sha_bank = _banks(
+        store, settings.banks.flag_bank, BankAction.REJECT, "confirmed by this instance's admins"
+    )
+    report = FlagReport(target, pdq_bank.name, sha_bank.name)
+    source = f"warden flag: {target.label}"
+    strong = [f for f in target.frames if f.quality >= pdq_bank.min_quality]
+    report.low_quality = [f for f in target.frames if f.quality < pdq_bank.min_quality]
+    if not strong and not target.sha256:
+        raise FlagError("nothing to flag: no SHA-256 and no PDQ of usable quality")
+    matcher = BankMatcher()
+    matcher.set_banks([pdq_bank, sha_bank])
+    wanted = [(pdq_bank, f.pdq) for f in strong]
+    if target.sha256:
+        wanted.append((sha_bank, target.sha256))
+    for bank, value in dict.fromkeys(wanted):
+        before = {e.bank for e in store.lookup(value)}
+        store.add(bank.name, [NewEntry(value, source, by, reason)])
+        if bank.name not in before:
+            report.added.append(value)
+        ids = [e.id for e in store.lookup(value) if e.bank == bank.name]
+        matcher.add(bank.id, [(i, value) for i in ids])
+    since = (now or datetime.now(UTC)) - timedelta(days=settings.banks.rematch_days)
+    for record in decisions.since(since):
+        if record.id == target.decision_id:
+            continue
+        found = matcher.match(record.verdict.sha256, record.verdict.frames)
+        if found:
+            report.earlier.append((record, found[0]))
+    return report
+
+
+@dataclass
+class UnflagReport:
+    removed_from: list[str] = field(default_factory=list)
+    allow_banks: list[str] = field(default_factory=list)
+
+
+def unflag(
+    target: Target, *, settings: Settings, store: BankStore, by: str, reason: str
+) -> UnflagReport:
+    """Take the target's hashes out of every refusing bank and into the allow banks."""
+    report = UnflagReport()
+    values = [f.pdq for f in target.frames] + ([target.sha256] if target.sha256 else [])
+    for value in values:
+        for entry in store.lookup(value):
+            bank = store.bank(entry.bank)
+            if bank.action is not BankAction.ALLOW:
+                store.remove(bank.name, [str(entry.id)], by=by, reason=f"unflag: {reason}")
+                report.removed_from.append(bank.name)
+    pdq_bank, sha_bank = _banks(
+        store, settings.banks.allow_bank, BankAction.ALLOW, "false positives cleared by admins"
+    )
+    source = f"warden unflag: {target.label}"
+    if target.frames:
+        store.add(pdq_bank.name, [NewEntry(f.pdq, source, by, reason) for f in target.frames])
+        report.allow_banks.append(pdq_bank.name)
+    if target.sha256:
+        store.add(sha_bank.name, [NewEntry(target.sha256, source, by, reason)])
+        report.allow_banks.append(sha_bank.name)
+    return report

@@ -1,0 +1,141 @@
+"""Banks in the database (SQLite and PostgreSQL), and a matcher following them."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from warden.domain.banks import BankAction, BankKind
+from warden.domain.verdict import FrameHash
+from warden.errors import StoreError
+from warden.media.matcher import BankMatcher
+from warden.store.banks import BankStore, BankSync, NewEntry
+
+
+def _pdq(seed: int) -> str:
+    return random.Random(seed).getrandbits(256).to_bytes(32, "big").hex()
+
+
+def _near(value: str, bits: int) -> str:
+    n = int(value, 16)
+    for b in range(bits):
+        n ^= 1 << (b * 7)
+    return n.to_bytes(32, "big").hex()
+
+
+def _frames(value: str) -> tuple[FrameHash, ...]:
+    return (FrameHash(0, value, 100),)
+
+
+@pytest.fixture
+def store(database):
+    database.upgrade()
+    return BankStore(database)
+
+
+def test_banks_hold_entries_with_provenance(store):
+    store.create_bank("ncmec", BankKind.PDQ, csam=True, description="industry list")
+    result = store.add(
+        "ncmec",
+        [NewEntry(_pdq(1), "import a.csv", "alice", "seen in attack"), NewEntry(_pdq(2))],
+    )
+    assert (result.added, result.existing) == (2, 0)
+    again = store.add("ncmec", [NewEntry(_pdq(1).upper())])  # same hash, other spelling
+    assert (again.added, again.existing) == (0, 1)
+    [(bank, count)] = store.banks()
+    assert bank.csam and bank.action is BankAction.REJECT and count == 2
+    first = next(store.entries("ncmec"))
+    assert (first.value, first.source, first.added_by, first.reason) == (
+        _pdq(1),
+        "import a.csv",
+        "alice",
+        "seen in attack",
+    )
+
+
+def test_bad_input_is_refused_with_the_reason(store):
+    store.create_bank("exact", BankKind.SHA256)
+    with pytest.raises(ValueError, match="64 hex digits"):
+        store.add("exact", [NewEntry("abc")])
+    with pytest.raises(StoreError, match="no bank named 'nope'"):
+        store.add("nope", [NewEntry(_pdq(1))])
+    with pytest.raises(StoreError, match="already exists"):
+        store.create_bank("exact", BankKind.SHA256)
+    with pytest.raises(ValueError, match="csam bank must reject"):
+        store.create_bank("x", BankKind.PDQ, action=BankAction.REVIEW, csam=True)
+    with pytest.raises(ValueError, match="bank name"):
+        store.create_bank("Has Spaces", BankKind.PDQ)
+
+
+def test_removal_keeps_the_record_and_readding_restores(store):
+    store.create_bank("b", BankKind.PDQ)
+    store.add("b", [NewEntry(_pdq(1), reason="first")])
+    assert store.remove("b", [_pdq(1)], by="bob", reason="false positive") == 1
+    assert list(store.entries("b")) == []
+    [kept] = list(store.entries("b", include_removed=True))
+    assert kept.reason == "first"
+    restored = store.add("b", [NewEntry(_pdq(1))])
+    assert restored.reactivated == 1 and [e.id for e in store.entries("b")] == [kept.id]
+
+
+def test_a_matcher_follows_adds_removes_and_bank_changes(store):
+    bank = store.create_bank("live", BankKind.PDQ)
+    matcher = BankMatcher()
+    sync = BankSync(store, matcher)
+    store.add("live", [NewEntry(_pdq(1))])
+    sync.load()
+    assert [m.entry_id for m in matcher.match("", _frames(_near(_pdq(1), 5)))] != []
+
+    store.add("live", [NewEntry(_pdq(2))])
+    assert matcher.match("", _frames(_pdq(2))) == []  # not yet seen
+    assert sync.refresh() >= 1
+    assert [m.value for m in matcher.match("", _frames(_pdq(2)))] == [_pdq(2)]
+
+    store.remove("live", [_pdq(1)], by="t", reason="t")
+    sync.refresh()
+    assert matcher.match("", _frames(_pdq(1))) == []
+    store.add("live", [NewEntry(_pdq(1))])  # restored
+    sync.refresh()
+    assert len(matcher.match("", _frames(_pdq(1)))) == 1
+
+    near = _near(_pdq(2), 20)
+    assert len(matcher.match("", _frames(near))) == 1
+    store.update_bank("live", pdq_threshold=10)
+    sync.refresh()
+    assert matcher.match("", _frames(near)) == []
+    assert matcher.banks()[0].pdq_threshold == 10
+
+    store.create_bank("exact", BankKind.SHA256)
+    store.add("exact", [NewEntry("ab" * 32)])
+    sync.refresh()
+    assert [m.bank.name for m in matcher.match("ab" * 32, ())] == ["exact"]
+    store.delete_bank("exact")
+    sync.refresh()
+    assert matcher.match("ab" * 32, ()) == [] and [b.id for b in matcher.banks()] == [bank.id]
+    matcher.compact()
+    assert matcher.pending == 0 and matcher.size(bank.id) == 2
+
+
+def test_entries_added_and_removed_between_refreshes_leave_no_trace(store):
+    store.create_bank("b", BankKind.PDQ)
+    matcher = BankMatcher()
+    sync = BankSync(store, matcher, check_every_s=0)
+    sync.load()
+    store.add("b", [NewEntry(_pdq(7))])
+    store.remove("b", [_pdq(7)], by="t", reason="t")
+    sync.refresh()
+    assert matcher.match("", _frames(_pdq(7))) == []
+    assert matcher.sizes() == {"b": 0}
+
+
+def test_count_check_repairs_a_matcher_that_missed_entries(store):
+    bank = store.create_bank("b", BankKind.PDQ)
+    matcher = BankMatcher()
+    sync = BankSync(store, matcher, check_every_s=0)
+    sync.load()
+    store.add("b", [NewEntry(_pdq(i)) for i in range(3)])
+    sync._entry_mark += 10**6  # as if the ids had committed out of order, below the window
+    sync.refresh()
+    assert matcher.size(bank.id) == 3
+    assert len(matcher.match("", _frames(_pdq(2)))) == 1
