@@ -197,6 +197,13 @@ class BankMatcher:
                 elif index.digests is not None:
                     index.digests.compact()
 
+    @staticmethod
+    def warm_up() -> None:
+        """Compile (or load from numba's cache) the PDQ search kernel now, so the first
+        upload after a start does not wait for it."""
+        words = np.zeros((1, 4), dtype=np.uint64)
+        PdqIndex.from_words(words, np.zeros(1, dtype=np.int64)).query_words(words[0])
+
     # -- matching ----------------------------------------------------------------
 
     def match(self, sha256: str, frames: Sequence[FrameHash]) -> list[HashMatch]:

@@ -423,6 +423,7 @@ class BankSync:
 
     def load(self) -> dict[str, int]:
         """Load every bank in full; the sizes loaded."""
+        self.matcher.warm_up()
         entry_mark, event_mark = self.store.update_marker()
         banks = [b for b, _ in self.store.banks()]
         self.matcher.set_banks(banks)
