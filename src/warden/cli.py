@@ -151,6 +151,37 @@ def serve(
     )
 
 
+docs_app = typer.Typer(
+    help="Reference documentation generated from the code.", no_args_is_help=True
+)
+app.add_typer(docs_app, name="docs")
+
+
+@docs_app.command("write")
+def docs_write(
+    folder: Annotated[Path, typer.Option(help="Where the pages go.")] = Path("docs"),
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 when a page is stale.")
+    ] = False,
+) -> None:
+    """Write docs/configuration.md, cli.md and http.md from the settings, CLI and routes."""
+    from warden.docs import pages
+
+    stale = []
+    for name, text in pages().items():
+        path = folder / name
+        if path.exists() and path.read_text(encoding="utf-8") == text:
+            continue
+        stale.append(name)
+        if not check:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    if check and stale:
+        err.print(f"stale: {', '.join(stale)}; run `warden docs write`")
+        raise typer.Exit(1)
+    typer.echo(f"{len(stale)} page(s) {'stale' if check else 'written'} in {folder}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

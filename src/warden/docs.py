@@ -92,14 +92,13 @@ def cli_markdown() -> str:
 
 
 def route_rows(app: Any) -> list[tuple[str, str, str]]:
-    """(methods, path, first docstring line) for every route of a FastAPI app."""
-    from fastapi.routing import APIRoute
-
+    """(methods, path, first docstring line) for every route, read from the OpenAPI
+    document (the routers' own view of themselves)."""
     rows = []
-    for route in app.routes:
-        if isinstance(route, APIRoute):
-            doc = (route.endpoint.__doc__ or "").strip().splitlines()
-            rows.append((",".join(sorted(route.methods or ())), route.path, doc[0] if doc else ""))
+    for path, operations in app.openapi().get("paths", {}).items():
+        for method, op in operations.items():
+            doc = (op.get("description") or op.get("summary") or "").strip().splitlines()
+            rows.append((method.upper(), path, doc[0] if doc else ""))
     return sorted(rows, key=lambda r: (r[1], r[0]))
 
 
@@ -113,3 +112,21 @@ def http_markdown(app: Any) -> str:
     lines += ["| method | path | meaning |", "|---|---|---|"]
     lines += [f"| {m} | `{p}` | {d} |" for m, p, d in route_rows(app)]
     return "\n".join(lines) + "\n"
+
+
+def pages() -> dict[str, str]:
+    """Every generated page, by file name under docs/."""
+    from warden.domain.policy import LabelPolicy
+    from warden.media.decode import DecodeLimits
+    from warden.media.pipeline import Scanner
+    from warden.services import Services
+    from warden.web.app import create_app
+
+    settings = Settings()
+    bare = Scanner(limits=DecodeLimits(), policy=LabelPolicy(()), classifier=None)
+    app = create_app(settings, Services(settings=settings, scanner=bare))
+    return {
+        "configuration.md": settings_markdown(),
+        "cli.md": cli_markdown(),
+        "http.md": http_markdown(app),
+    }

@@ -59,7 +59,7 @@ EDITS: dict[str, Callable[[Image.Image], Image.Image]] = {
 
 
 def _scanner(matcher: BankMatcher) -> Scanner:
-    return Scanner(limits=DecodeLimits(), policy=LabelPolicy({}), classifier=None, matcher=matcher)
+    return Scanner(limits=DecodeLimits(), policy=LabelPolicy(()), classifier=None, matcher=matcher)
 
 
 def _prepare(scanner: Scanner, img: Image.Image) -> Prepared:

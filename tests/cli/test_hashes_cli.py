@@ -121,7 +121,7 @@ def _log(env: Path, images: list[tuple[Image.Image, str]]) -> list[int]:
     settings = load_settings(None, data_dir=env / "data")
     db = Database(settings.database_url)
     db.upgrade()
-    scanner = Scanner(limits=DecodeLimits(), policy=LabelPolicy({}), classifier=None)
+    scanner = Scanner(limits=DecodeLimits(), policy=LabelPolicy(()), classifier=None)
     log = DecisionLog(db)
     ids = []
     for img, uploader in images:
