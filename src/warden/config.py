@@ -220,6 +220,10 @@ class FederatedSettings(BaseModel):
     purge_rate: float = Field(
         10.0, ge=0, description="Most pict-rs purges per second (0 = unlimited)."
     )
+    remote_media: Literal["block", "scan", "allow"] = Field(
+        "block",
+        description="Remote images Lemmy asks pict-rs to cache: block (never fetched; Lemmy links the origin), scan (through the full gate), allow (scanned, but accepted when no decision can be reached). Needs Lemmy's pictrs.url pointed at /pictrs-proxy.",
+    )
 
 
 class BankSettings(BaseModel):

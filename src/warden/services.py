@@ -26,6 +26,7 @@ from warden.membership.rulebook import UploadsSwitch
 
 if TYPE_CHECKING:
     from warden.adapters.lemmy import Identity
+    from warden.adapters.pictrs_proxy import IngestTracker, PictrsProxy
     from warden.domain.verdict import Verdict
     from warden.media.pipeline import Prepared
     from warden.store.banks import BankSync
@@ -99,16 +100,30 @@ def build_scanner(
         limits=decode_limits(settings),
         policy=policy.label_policy(),
         classifier=classifier,
-        fail_modes={
-            "upload": policy.fail_mode_upload,
-            "remote": policy.fail_mode_remote,
-            "api": FailMode.CLOSED,
-            "cli": FailMode.CLOSED,
-            "rescan": FailMode.CLOSED,
-        },
+        fail_modes=fail_modes(settings),
         matcher=matcher,
         classifier_error=error,
     )
+
+
+def fail_modes(settings: Settings) -> dict[str, FailMode]:
+    """The failure mode per source. `remote_media = "allow"` opens remote fetches; an
+    ingest the proxy cannot attribute (`ingest`) gets the stricter of upload and remote."""
+    upload = settings.policy.fail_mode_upload
+    remote = (
+        FailMode.OPEN
+        if settings.federated.remote_media == "allow"
+        else settings.policy.fail_mode_remote
+    )
+    both_open = upload is FailMode.OPEN and remote is FailMode.OPEN
+    return {
+        "upload": upload,
+        "remote": remote,
+        "ingest": FailMode.OPEN if both_open else FailMode.CLOSED,
+        "api": FailMode.CLOSED,
+        "cli": FailMode.CLOSED,
+        "rescan": FailMode.CLOSED,
+    }
 
 
 def build_access_gate(settings: Settings, *, usage: UsageCounter | None = None) -> AccessGate:
@@ -164,6 +179,8 @@ class Services:
     batcher: MicroBatcher[Prepared, Verdict] | None = None
     gate: MediaGate | None = None  # the media gate (/pictrs/validate, /api/v1/scan)
     banks: BankSync | None = None  # keeps the scanner's bank matcher in step with the tables
+    pictrs_proxy: PictrsProxy | None = None  # Lemmy -> pict-rs, through /pictrs-proxy
+    ingest: IngestTracker | None = None  # which kind of ingest pict-rs is running
     config_path: Path | None = None  # where reload() reads settings again
 
     def reload_rules(self) -> None:
@@ -176,9 +193,7 @@ class Services:
         rules in place; returns the new config version (ConfigError keeps the old one)."""
         new = load_settings(self.config_path)
         self.scanner.policy = new.policy.label_policy()
-        self.scanner.fail_modes.update(
-            {"upload": new.policy.fail_mode_upload, "remote": new.policy.fail_mode_remote}
-        )
+        self.scanner.fail_modes.update(fail_modes(new))
         version = config_version(new)
         if self.gate is not None:
             self.gate.config_version = version
@@ -191,6 +206,8 @@ class Services:
     async def aclose(self) -> None:
         if self.gate is not None:
             await self.gate.close()
+        if self.pictrs_proxy is not None:
+            await self.pictrs_proxy.aclose()
         if self.identity is not None:
             await self.identity.lemmy.http.aclose()
         if self.database is not None:
@@ -210,6 +227,7 @@ def build_services(
 
     The database is not migrated here: `warden serve` runs `upgrade()` first.
     """
+    from warden.adapters.pictrs_proxy import IngestTracker, PictrsProxy
     from warden.media.matcher import BankMatcher
     from warden.store.banks import BankStore, BankSync
     from warden.store.database import Database
@@ -261,5 +279,7 @@ def build_services(
         batcher=batcher,
         gate=gate,
         banks=banks,
+        pictrs_proxy=PictrsProxy(settings.pictrs.url, timeout_s=settings.pictrs.timeout_s),
+        ingest=IngestTracker(),
         config_path=config_path,
     )

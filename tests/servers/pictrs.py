@@ -7,6 +7,10 @@ would store as the raw body, with the media's Content-Type, to the
 stores the file (answer `{"msg": "ok", "files": [...]}`); any other status, a
 connection error or a timeout fails the ingest and nothing is stored (answer
 `{"msg": ..., "code": "validation-failed"}` with a 4xx/5xx status).
+
+`GET /image/download?url=...` is the remote fetch Lemmy uses to cache federated
+images: pict-rs downloads the URL itself and ingests it exactly like an upload
+(same processing, same validation call), answering with the same shape.
 """
 
 from __future__ import annotations
@@ -27,9 +31,34 @@ class PictrsDouble:
     timeout_s: float = 30.0  # pict-rs's [client] timeout default
     stored: dict[str, bytes] = field(default_factory=dict)
     validation_calls: list[tuple[str, int]] = field(default_factory=list)
+    fetched: list[str] = field(default_factory=list)  # URLs downloaded for Lemmy
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/image", self.upload, methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route("/image", self.upload, methods=["POST"]),
+                Route("/image/download", self.download, methods=["GET"]),
+            ]
+        )
+
+    async def download(self, request: Request) -> JSONResponse:
+        url = request.query_params.get("url")
+        if not url:
+            return JSONResponse({"msg": "missing url", "code": "bad-request"}, 400)
+        self.fetched.append(url)
+        async with httpx.AsyncClient(timeout=self.timeout_s) as client:
+            fetched = await client.get(url)
+        if not fetched.is_success:
+            return JSONResponse({"msg": "download failed", "code": "download-failed"}, 400)
+        mime = fetched.headers.get("content-type", "application/octet-stream")
+        refusal = await self._validate(fetched.content, mime)
+        if refusal is not None:
+            return refusal
+        alias = f"{secrets.token_hex(8)}.{mime.rsplit('/', 1)[-1]}"
+        self.stored[alias] = fetched.content
+        return JSONResponse(
+            {"msg": "ok", "files": [{"file": alias, "delete_token": secrets.token_hex(8)}]}, 200
+        )
 
     async def upload(self, request: Request) -> JSONResponse:
         form = await request.form()

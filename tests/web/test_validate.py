@@ -27,17 +27,22 @@ async def _client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
 def test_pictrs_stores_accepted_media_and_not_refused_media(
     tmp_path, db_url, classifier, astronaut, gate_services
 ):
-    settings = gate_settings(tmp_path, db_url, **FACE_REJECT)
-    services = gate_services(settings, classifier)
-    warden = ServedApp(create_app(settings, services), on_stop=services.gate.close)  # type: ignore[union-attr]
-    warden.start()
-    pictrs = PictrsDouble(f"http://127.0.0.1:{warden.port}/pictrs/validate", timeout_s=10)
+    pictrs = PictrsDouble("http://127.0.0.1:1/unset", timeout_s=10)
     served = ServedApp(pictrs.app())
     served.start()
+    settings = gate_settings(
+        tmp_path, db_url, pictrs={"url": f"http://127.0.0.1:{served.port}"}, **FACE_REJECT
+    )
+    services = gate_services(settings, classifier)
+    warden = ServedApp(create_app(settings, services), on_stop=services.aclose)
+    warden.start()
+    pictrs.validation_url = f"http://127.0.0.1:{warden.port}/pictrs/validate"
     try:
         ordinary = encode(gradient(), "PNG")
         face = encode(astronaut)
-        with httpx.Client(base_url=f"http://127.0.0.1:{served.port}", timeout=30) as client:
+        # Lemmy talks to pict-rs through Warden's proxy, so the hook knows these are uploads
+        lemmy_side = f"http://127.0.0.1:{warden.port}/pictrs-proxy"
+        with httpx.Client(base_url=lemmy_side, timeout=30) as client:
             ok = client.post("/image", files={"images[]": ("a.png", ordinary, "image/png")})
             refused = client.post("/image", files={"images[]": ("b.jpg", face, "image/jpeg")})
     finally:
@@ -94,7 +99,9 @@ async def test_missing_model_fails_open_when_configured(settings_factory, gate_s
     )
     services = gate_services(settings, None)
     async for client in _client(services):
-        answer = await client.post("/pictrs/validate", content=encode(gradient()))
+        answer = await client.post(
+            "/pictrs/validate", content=encode(gradient()), params={"source": "upload"}
+        )
     assert answer.status_code == 200 and answer.json()["decision"] == "accept"
     assert services.decisions is not None
     [record] = services.decisions.recent()
@@ -102,7 +109,8 @@ async def test_missing_model_fails_open_when_configured(settings_factory, gate_s
 
 
 async def test_deadline_exceeded_answers_scan_timeout(settings_factory, gate_services, classifier):
-    services = gate_services(settings_factory(server={"deadline_ms": 1}), classifier)
+    settings = settings_factory(server={"deadline_ms": 1}, federated={"remote_media": "scan"})
+    services = gate_services(settings, classifier)
     async for client in _client(services):
         answer = await client.post(
             "/pictrs/validate", content=encode(gradient(2000, 1500)), params={"source": "remote"}
@@ -160,6 +168,31 @@ async def test_database_down_fails_closed_with_store_error(
     async for client in _client(services):
         answer = await client.post("/pictrs/validate", content=encode(gradient()))
     assert answer.status_code == 503 and answer.json()["error"] == "store_error"
+
+
+async def test_without_the_proxy_an_ingest_is_unattributed_and_fails_closed(
+    settings_factory, gate_services, tmp_path
+):
+    """Uploads open, remote closed, no proxy to tell them apart: the stricter applies."""
+    settings = settings_factory(
+        model={"path": str(tmp_path / "nope.onnx")}, policy={"fail_mode_upload": "open"}
+    )
+    services = gate_services(settings, None)
+    async for client in _client(services):
+        answer = await client.post("/pictrs/validate", content=encode(gradient()))
+    assert answer.status_code == 503
+    assert services.decisions is not None
+    [record] = services.decisions.recent()
+    assert record.source == "ingest" and record.verdict.decision == "reject"
+
+
+async def test_a_remote_fetch_is_refused_at_the_hook_when_blocked(settings_factory, gate_services):
+    services = gate_services(settings_factory(), None)
+    async for client in _client(services):
+        answer = await client.post(
+            "/pictrs/validate", content=encode(gradient()), params={"source": "remote"}
+        )
+    assert answer.status_code == 422 and answer.json()["error"] == "remote_blocked"
 
 
 async def test_secret_and_address_restrictions(settings_factory, gate_services, classifier):

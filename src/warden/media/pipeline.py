@@ -31,7 +31,7 @@ from warden.media.decode import DecodedMedia, DecodeLimits, decode
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("upload", "remote", "api", "cli", "rescan")
+SOURCES = ("upload", "remote", "ingest", "api", "cli", "rescan")
 
 
 @dataclass(frozen=True)

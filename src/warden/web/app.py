@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from warden import __version__
 from warden.config import Settings
 from warden.services import Services, build_services
-from warden.web.routers import api, authz, health, pictrs
+from warden.web.routers import api, authz, health, pictrs, pictrs_proxy
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,18 @@ def _reload_on_signal(services: Services) -> None:
         log.exception("SIGHUP reload failed; the settings in force are kept")
 
 
-async def _follow_banks(services: Services) -> None:
+async def _follow_banks(services: Services, stop: asyncio.Event) -> None:
     """Pick up bank changes every `banks.refresh_s`; rebuild the index off the request
-    path when enough changed. A failing database keeps the banks in force."""
+    path when enough changed. A failing database keeps the banks in force. Stops
+    between refreshes, never in the middle of one (its thread holds a connection)."""
     sync = services.banks
     assert sync is not None
     while True:
-        await asyncio.sleep(services.settings.banks.refresh_s)
+        try:
+            await asyncio.wait_for(stop.wait(), services.settings.banks.refresh_s)
+            return
+        except TimeoutError:
+            pass
         try:
             await asyncio.to_thread(sync.refresh)
             if sync.matcher.pending >= services.settings.banks.compact_after:
@@ -56,11 +61,12 @@ def create_app(
         if built.batcher is not None:
             built.batcher.start()
         follower = None
+        stop = asyncio.Event()
         if built.banks is not None:
             # before the first request: until the banks are loaded nobody is answered
             # (pict-rs then refuses the upload), rather than answered unmatched
             await asyncio.to_thread(built.banks.load)
-            follower = asyncio.create_task(_follow_banks(built), name="warden-banks")
+            follower = asyncio.create_task(_follow_banks(built, stop), name="warden-banks")
         loop = asyncio.get_running_loop()
         if reload_on_sighup:
             loop.add_signal_handler(signal.SIGHUP, _reload_on_signal, built)
@@ -68,7 +74,8 @@ def create_app(
             yield
         finally:
             if follower is not None:
-                follower.cancel()
+                stop.set()
+                await follower
             if reload_on_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
             await built.aclose()
@@ -85,4 +92,5 @@ def create_app(
     app.include_router(pictrs.router)
     app.include_router(api.router)
     app.include_router(authz.router)
+    app.include_router(pictrs_proxy.router)
     return app

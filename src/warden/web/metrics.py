@@ -33,6 +33,11 @@ class Metrics:
             "Scans waiting for a model call.",
             registry=self.registry,
         )
+        self.remote_blocked = Counter(
+            "warden_remote_fetches_blocked",
+            "Remote media fetches the pict-rs proxy refused (federated.remote_media = block).",
+            registry=self.registry,
+        )
         self.evidence_errors = Counter(
             "warden_evidence_errors",
             "Evidence items that could not be written.",

@@ -30,6 +30,12 @@ def _allowed(services: Services, request: Request, secret: str | None) -> bool:
         expected = server.pictrs_secret.get_secret_value().encode()
         if secret is None or not hmac.compare_digest(secret.encode(), expected):
             return False
+    return address_allowed(services, request)
+
+
+def address_allowed(services: Services, request: Request) -> bool:
+    """True when `server.pictrs_allow_from` is empty or holds the caller's address."""
+    server = services.settings.server
     if server.pictrs_allow_from:
         host = request.client.host if request.client else ""
         try:
@@ -56,10 +62,10 @@ async def validate(
     request: Request,
     services: ServicesDep,
     secret: str | None = Query(None, description="Shared secret when server.pictrs_secret is set."),
-    source: str = Query(
-        "upload",
+    source: str | None = Query(
+        None,
         pattern="^(upload|remote)$",
-        description="Set by a proxy that knows the media is a remote fetch.",
+        description="Overrides what Warden's ingest proxy says this media is.",
     ),
 ) -> JSONResponse:
     """Scan the body; 200 lets pict-rs store the media, anything else refuses it."""
@@ -67,7 +73,18 @@ async def validate(
         return error("forbidden", "this address or secret may not use /pictrs/validate", 403)
     gate = services.gate
     assert gate is not None
-    context = ScanContext(source=source, declared_type=request.headers.get("content-type"))
+    origin = source or (services.ingest.source() if services.ingest is not None else "upload")
+    context = ScanContext(source=origin, declared_type=request.headers.get("content-type"))
+    if origin == "remote" and services.settings.federated.remote_media == "block":
+        outcome = await gate.refuse_unread(
+            context,
+            "remote_blocked",
+            "remote media is not stored on this instance (federated.remote_media = block)",
+            declared_length(request) or 0,
+            {},
+        )
+        first = outcome.verdict.reasons[0]
+        return error(first.code, first.message, 422)
     limit = services.settings.media.max_bytes
     declared = declared_length(request)
     try:

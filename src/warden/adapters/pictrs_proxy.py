@@ -1,0 +1,131 @@
+"""The ingest proxy: Lemmy talks to pict-rs through Warden, so remote fetches can be told apart.
+
+pict-rs calls the validation hook with the bytes only: an upload and a remote
+image Lemmy asked it to cache look the same there. Warden therefore sits
+between Lemmy and pict-rs (Lemmy's `pictrs.url` points at
+`http://<warden>/pictrs-proxy`) and forwards every request unchanged, streaming
+both ways, with two exceptions:
+
+- `GET /image/download?url=...` (a remote fetch) obeys `federated.remote_media`:
+  `block` answers it here, as pict-rs answers a failed ingest, so pict-rs never
+  fetches the image and Lemmy keeps linking to the origin; `scan` and `allow`
+  forward it.
+- While a request is forwarded, the tracker counts it as an upload or a remote
+  fetch in flight. The validation hook asks the tracker which kind of ingest is
+  running: only uploads -> `upload`, only fetches -> `remote`, both or neither
+  -> `ingest` (cannot tell; the stricter failure mode of the two applies).
+
+The trade-off, chosen knowingly: blocking is exact (it happens in the proxy);
+labelling a scanned image as upload or remote is exact whenever one kind of
+ingest runs at a time and falls back to the stricter rules when both overlap.
+Every ingest is scanned in every mode, since pict-rs calls the hook for all.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+
+#: hop-by-hop headers a proxy must not forward (RFC 9110 7.6.1), plus Host
+_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+
+
+class IngestTracker:
+    """Counts uploads and remote fetches being forwarded to pict-rs right now."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._uploads = 0
+        self._fetches = 0
+
+    @contextmanager
+    def running(self, kind: str) -> Iterator[None]:
+        with self._lock:
+            if kind == "remote":
+                self._fetches += 1
+            else:
+                self._uploads += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                if kind == "remote":
+                    self._fetches -= 1
+                else:
+                    self._uploads -= 1
+
+    def source(self) -> str:
+        """`upload`, `remote`, or `ingest` when it cannot be told."""
+        with self._lock:
+            uploads, fetches = self._uploads, self._fetches
+        if uploads and not fetches:
+            return "upload"
+        if fetches and not uploads:
+            return "remote"
+        return "ingest"
+
+
+def ingest_kind(method: str, path: str) -> str | None:
+    """Which pict-rs endpoints ingest media: `upload`, `remote`, or None."""
+    clean = "/" + path.strip("/")
+    if method == "POST" and clean in ("/image", "/image/backgrounded"):
+        return "upload"
+    if method == "GET" and clean in ("/image/download",):
+        return "remote"
+    return None
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """pict-rs's answer, streamed back unchanged."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: AsyncIterator[bytes]
+    response: httpx.Response  # closed once the body is sent
+
+
+class PictrsProxy:
+    """Forwards requests to pict-rs, streaming bodies both ways."""
+
+    def __init__(self, upstream: str, *, timeout_s: float) -> None:
+        self.upstream = upstream.rstrip("/")
+        self._client = httpx.AsyncClient(timeout=timeout_s)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def forward(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: AsyncIterator[bytes],
+    ) -> Forwarded:
+        url = f"{self.upstream}/{path.lstrip('/')}" + (f"?{query}" if query else "")
+        clean = {k: v for k, v in headers.items() if k.lower() not in _HOP}
+        has_body = method not in ("GET", "HEAD", "DELETE", "OPTIONS")
+        request = self._client.build_request(
+            method, url, headers=clean, content=body if has_body else None
+        )
+        response = await self._client.send(request, stream=True)
+        out = {k: v for k, v in response.headers.items() if k.lower() not in _HOP}
+        return Forwarded(response.status_code, out, response.aiter_raw(), response)
