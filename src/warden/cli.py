@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from warden import __version__
+from warden.cli_doctor import doctor as doctor_command
 from warden.cli_evidence import evidence_app
 from warden.cli_hashes import flag as flag_command
 from warden.cli_hashes import hashes_app
@@ -43,6 +44,7 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(purge_app, name="purge")
 app.command("rescan")(rescan_command)
 app.add_typer(hashes_app, name="hashes")
+app.command("doctor")(doctor_command)
 app.command("flag")(flag_command)
 app.command("unflag")(unflag_command)
 

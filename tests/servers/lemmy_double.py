@@ -89,6 +89,17 @@ class LemmyDouble:
         self.down = False
         self.identity_calls = 0
         self.posted: list[tuple[str, str]] = []
+        # LocalSite as lemmy-js-client types it (0.19: no image settings in the API;
+        # 1.0 adds image_mode and image_upload_disabled)
+        self.local_site: dict[str, Any] = {
+            "id": 1,
+            "site_id": 1,
+            "site_setup": True,
+            "registration_mode": "RequireApplication",
+            "federation_enabled": True,
+        }
+        if api == "v4":
+            self.local_site |= {"image_mode": "StoreLinkPreviews", "image_upload_disabled": False}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -159,7 +170,11 @@ class LemmyDouble:
             with self._lock:
                 self.posted.append((path, me.name if me else ""))
             return 200, {"ok": True}
-        site = {"site_view": {"site": {"name": "double"}}, "admins": [], "version": "x"}
+        site = {
+            "site_view": {"site": {"name": "double"}, "local_site": dict(self.local_site)},
+            "admins": [],
+            "version": "x",
+        }
         if path == f"/api/{self.api}/site":
             with self._lock:
                 # identity look-ups carry a token; version detection does not

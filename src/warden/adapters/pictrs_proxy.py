@@ -6,7 +6,8 @@ between Lemmy and pict-rs (Lemmy's `pictrs.url` points at
 `http://<warden>/pictrs-proxy`) and forwards every request unchanged, streaming
 both ways, with two exceptions:
 
-- `GET /image/download?url=...` (a remote fetch) obeys `federated.remote_media`:
+- `GET /image/download?url=...` and `GET /image/...?proxy=...` (remote fetches)
+  obey `federated.remote_media`:
   `block` answers it here, as pict-rs answers a failed ingest, so pict-rs never
   fetches the image and Lemmy keeps linking to the origin; `scan` and `allow`
   forward it.
@@ -82,12 +83,19 @@ class IngestTracker:
         return "ingest"
 
 
-def ingest_kind(method: str, path: str) -> str | None:
-    """Which pict-rs endpoints ingest media: `upload`, `remote`, or None."""
+def ingest_kind(method: str, path: str, query: Mapping[str, str] | None = None) -> str | None:
+    """Which pict-rs requests ingest media: `upload`, `remote`, or None.
+
+    Remote: `GET /image/download?url=` (Lemmy caching a federated image or link
+    preview) and any `GET /image/...?proxy=<url>` (pict-rs's proxy mode, which
+    Lemmy's `image_mode = ProxyAllImages` uses: pict-rs fetches and keeps it).
+    """
     clean = "/" + path.strip("/")
     if method == "POST" and clean in ("/image", "/image/backgrounded"):
         return "upload"
-    if method == "GET" and clean in ("/image/download",):
+    if method == "GET" and clean == "/image/download":
+        return "remote"
+    if method == "GET" and clean.startswith("/image/") and query and "proxy" in query:
         return "remote"
     return None
 

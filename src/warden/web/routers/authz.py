@@ -19,6 +19,7 @@ from warden.errors import UpstreamError
 from warden.web.deps import ServicesDep
 
 router = APIRouter(tags=["authz"])
+PROBE_HEADER = "x-warden-probe"
 log = logging.getLogger(__name__)
 
 
@@ -54,6 +55,8 @@ async def authz(request: Request, services: ServicesDep) -> Response:
     cannot say who is asking, `rules.fail_mode` decides: closed (default)
     answers 403 `lemmy_unavailable`, open answers 204 and logs it.
     """
+    if request.headers.get(PROBE_HEADER):  # `warden doctor` checking that nginx asks us
+        return _refuse("warden_probe", "nginx asked Warden: the auth_request snippet is active")
     method = request.headers.get("x-original-method", "")
     uri = request.headers.get("x-original-uri", "")
     activity = activity_for(method, uri)

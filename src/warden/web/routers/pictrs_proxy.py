@@ -31,10 +31,10 @@ async def proxy(path: str, request: Request, services: ServicesDep) -> Response:
         return JSONResponse(
             {"msg": "this address may not use Warden's pict-rs proxy", "code": "forbidden"}, 403
         )
-    kind = ingest_kind(request.method, path)
+    kind = ingest_kind(request.method, path, request.query_params)
     policy = services.settings.federated.remote_media
     if kind == "remote" and policy == "block":
-        url = request.query_params.get("url", "")
+        url = request.query_params.get("url") or request.query_params.get("proxy", "")
         log.info("remote fetch blocked: %s", url[:300])
         if services.metrics is not None:
             services.metrics.remote_blocked.inc()
