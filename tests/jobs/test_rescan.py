@@ -129,3 +129,78 @@ def test_rescan_of_an_s3_store_through_the_cli(s3, tmp_path):
 def test_rescan_needs_exactly_one_store(tmp_path):
     result = CliRunner().invoke(app, ["rescan"], env={"WARDEN_DATA_DIR": str(tmp_path)})
     assert result.exit_code == 2 and "exactly one" in result.output
+
+
+def test_rescan_logs_preserves_and_purges_what_it_refuses(store, tmp_path, ordinary_images):
+    """The gate's side effects, for stored media: decisions logged (source `rescan`),
+    a bank match recognised, evidence kept for label and hash refusals, and with
+    --purge exactly those purged through pict-rs (not the undecodable file, not
+    accepted ones), once, even when the command runs again."""
+    import sqlite3
+
+    from tests.servers.pictrs_internal import PictrsInternalDouble
+    from warden.store.database import Database
+    from warden.store.decisions import DecisionLog
+    from warden.store.quarantine import generate_key, open_evidence_store
+
+    (store / "001" / "coffee").write_bytes(encode(ordinary_images["coffee"]))
+    lemmy_path = tmp_path / "lemmy.sqlite"
+    with sqlite3.connect(lemmy_path) as conn:  # the two Lemmy tables the alias walk reads
+        conn.execute("CREATE TABLE local_image (pictrs_alias TEXT PRIMARY KEY)")
+        conn.execute("CREATE TABLE post (id INTEGER PRIMARY KEY, thumbnail_url TEXT)")
+        conn.executemany("INSERT INTO local_image VALUES (?)", [("a-face.png",), ("a-img1.png",)])
+        conn.executemany(
+            "INSERT INTO post (thumbnail_url) VALUES (?)",
+            [
+                ("https://lemmy.example/pictrs/image/r-coffee.jpeg",),
+                ("https://lemmy.example/pictrs/image/r-broken.jpeg",),
+            ],
+        )
+    identifiers = {  # pict-rs paths are relative to its store root, which holds files/
+        "a-face.png": "files/000/face",
+        "a-img1.png": "files/001/001/img1",
+        "r-coffee.jpeg": "files/001/coffee",
+        "r-broken.jpeg": "files/000/broken",
+    }
+    key = generate_key()
+    env = {
+        "WARDEN_DATA_DIR": str(tmp_path / "data"),
+        "WARDEN_POLICY__LABELS": json.dumps({"FACE_FEMALE": {"reject": 0.5}}),
+        "WARDEN_EVIDENCE__KEY": key,
+        "WARDEN_FEDERATED__LEMMY_DATABASE_URL": f"sqlite:///{lemmy_path}",
+        "WARDEN_FEDERATED__LOCAL_HOSTS": '["lemmy.example"]',
+        "WARDEN_FEDERATED__PURGE_RATE": "0",
+        "WARDEN_PICTRS__API_KEY": "pictrs-key",
+    }
+    runner = CliRunner()
+    flagged = runner.invoke(app, ["flag", str(store / "001" / "coffee")], env=env)
+    assert flagged.exit_code == 0, flagged.output
+
+    with PictrsInternalDouble(set(identifiers), identifiers=identifiers) as pictrs:
+        env["WARDEN_PICTRS__URL"] = pictrs.url
+        args = ["rescan", "--folder", str(store), "--purge", "--yes", "-w", "1"]
+        result = runner.invoke(app, args, env=env)
+        assert result.exit_code == 1, result.output
+        assert dict(pictrs.purge_calls) == {"a-face.png": 1, "r-coffee.jpeg": 1}
+        assert pictrs.aliases == {"a-img1.png", "r-broken.jpeg"}
+        again = runner.invoke(app, args, env=env)
+        assert "nothing refused left to purge" in again.output
+        assert dict(pictrs.purge_calls) == {"a-face.png": 1, "r-coffee.jpeg": 1}
+
+    database = Database(f"sqlite:///{tmp_path / 'data' / 'warden.db'}")
+    records = DecisionLog(database).recent(limit=50)
+    database.dispose()
+    assert len(records) == 13 and {r.source for r in records} == {"rescan"}
+    refused = {r.verdict.sha256: r for r in records if r.verdict.decision.value == "reject"}
+    assert len(refused) == 3  # the face, the bank match, the broken file
+    evidence = open_evidence_store(tmp_path / "data", key, 365)
+    kept = {item.metadata["store_key"]: item.metadata for item in evidence.items()}
+    assert set(kept) == {"000/face", "001/coffee"}
+    assert {r["code"] for r in kept["001/coffee"]["reasons"]} == {"hash_match"}
+    assert {m["bank"] for m in kept["001/coffee"]["matches"]} == {
+        "local-confirmed",
+        "local-confirmed-sha256",
+    }
+    assert kept["000/face"]["reasons"][0]["code"] == "label_reject"
+    for meta in kept.values():
+        assert refused[meta["sha256"]].evidence_id == meta["evidence_id"]

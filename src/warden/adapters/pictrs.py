@@ -6,6 +6,12 @@ every alias and variant of it, and answers `{"msg": "ok", "aliases": [...]}`.
 `GET /internal/aliases?alias=` tells whether an alias still exists. Lemmy's
 own purge code (crates/api_common/src/request.rs, `purge_image_from_pictrs`)
 makes exactly this call.
+
+`GET /internal/identifier?alias=` answers `{"msg": "ok", "identifier": "..."}`:
+the file path (filesystem store) or object key (object store) behind an alias.
+`warden rescan --purge` uses it to turn the stored files it refused back into
+aliases it can purge. (Written from pict-rs's README for 0.4/0.5; its source
+could not be read from here to confirm the exact body.)
 """
 
 from __future__ import annotations
@@ -64,6 +70,26 @@ class PictrsAdmin:
         if response.status_code >= 400:
             raise PictrsError(f"pict-rs answered {response.status_code} for aliases of {alias}")
         return True
+
+    def identifier(self, alias: str) -> str | None:
+        """The storage path or object key behind an alias, or None when it is gone."""
+        try:
+            response = self._client.get("/internal/identifier", params={"alias": alias})
+        except httpx.HTTPError as exc:
+            raise PictrsError(f"pict-rs unreachable: {exc}") from exc
+        if response.status_code == 404:
+            return None
+        if response.status_code in (401, 403):
+            raise PictrsError("pict-rs refused the API key")
+        if response.status_code >= 400:
+            raise PictrsError(f"pict-rs answered {response.status_code} for identifier of {alias}")
+        try:
+            identifier = response.json().get("identifier")
+        except (ValueError, AttributeError) as exc:
+            raise PictrsError(
+                f"pict-rs answered a non-JSON body for identifier of {alias}"
+            ) from exc
+        return str(identifier) if identifier else None
 
     def purge(self, alias: str) -> PurgeResult:
         """Purge one alias (and everything pict-rs holds behind it)."""

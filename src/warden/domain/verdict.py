@@ -9,7 +9,7 @@ decision after it was made.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -120,6 +120,16 @@ class Verdict:
     @property
     def codes(self) -> list[str]:
         return [r.code for r in self.reasons]
+
+    def portable(self) -> Verdict:
+        """A copy made of plain dicts and tuples, so it pickles (process pools, Ray)."""
+        return replace(
+            self,
+            reasons=tuple(replace(r, detail=dict(r.detail)) for r in self.reasons),
+            labels=dict(self.labels),
+            timings=dict(self.timings),
+            matches=tuple(dict(m) for m in self.matches),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view; the shape of the API and of `warden scan --json`."""

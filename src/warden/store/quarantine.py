@@ -53,6 +53,38 @@ def should_preserve(verdict: Verdict) -> bool:
     )
 
 
+def evidence_metadata(
+    verdict: Verdict,
+    *,
+    source: str,
+    uploader: str | None,
+    declared_type: str | None,
+    config_version: str,
+    decision_id: int | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """What a report needs beside the media: hashes, decision, reasons, who and when.
+
+    One shape for the gate and for rescans, so an export reads the same whichever
+    path refused the media."""
+    return {
+        "sha256": verdict.sha256,
+        "pdq": verdict.pdq,
+        "size": verdict.size,
+        "mime": verdict.media.mime if verdict.media else declared_type,
+        "source": source,
+        "uploader": uploader,
+        "decision": verdict.decision.value,
+        "reasons": [r.as_dict() for r in verdict.reasons],
+        "labels": dict(verdict.labels),
+        "matches": [dict(m) for m in verdict.matches],
+        "model": verdict.model,
+        "config_version": config_version,
+        "decision_id": decision_id,
+        **extra,
+    }
+
+
 def generate_key() -> str:
     """A fresh key in the form `evidence.key` expects (urlsafe base64 of 32 bytes)."""
     return base64.urlsafe_b64encode(AESGCM.generate_key(bit_length=256)).decode("ascii")

@@ -22,7 +22,7 @@ from warden.errors import EvidenceError, ScanError, ScanTimeout
 from warden.media import hashing
 from warden.media.pipeline import Prepared, ScanContext, Scanner
 from warden.store.decisions import DecisionLog
-from warden.store.quarantine import EvidenceStore, should_preserve
+from warden.store.quarantine import EvidenceStore, evidence_metadata, should_preserve
 from warden.web.batcher import MicroBatcher
 from warden.web.metrics import Metrics
 
@@ -138,21 +138,14 @@ class MediaGate:
         evidence_id: str,
     ) -> str | None:
         assert self.evidence is not None
-        metadata = {
-            "sha256": verdict.sha256,
-            "pdq": verdict.pdq,
-            "size": verdict.size,
-            "mime": verdict.media.mime if verdict.media else context.declared_type,
-            "source": context.source,
-            "uploader": context.uploader,
-            "decision": verdict.decision.value,
-            "reasons": [r.as_dict() for r in verdict.reasons],
-            "labels": dict(verdict.labels),
-            "matches": [dict(m) for m in verdict.matches],
-            "model": verdict.model,
-            "config_version": self.config_version,
-            "decision_id": decision_id,
-        }
+        metadata = evidence_metadata(
+            verdict,
+            source=context.source,
+            uploader=context.uploader,
+            declared_type=context.declared_type,
+            config_version=self.config_version,
+            decision_id=decision_id,
+        )
         try:
             return await asyncio.to_thread(
                 self.evidence.preserve, data, metadata, item_id=evidence_id
