@@ -21,6 +21,7 @@ from warden.cli_evidence import evidence_app
 from warden.cli_hashes import flag as flag_command
 from warden.cli_hashes import hashes_app
 from warden.cli_hashes import unflag as unflag_command
+from warden.cli_invites import invites_app
 from warden.cli_purge import purge_app
 from warden.cli_rescan import rescan as rescan_command
 from warden.cli_rules import rules_app
@@ -47,6 +48,7 @@ app.add_typer(hashes_app, name="hashes")
 app.command("doctor")(doctor_command)
 app.command("flag")(flag_command)
 app.command("unflag")(unflag_command)
+app.add_typer(invites_app, name="invites")
 
 err = Console(stderr=True)
 

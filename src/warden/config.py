@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -21,6 +21,9 @@ from pydantic_settings import (
 )
 
 from warden.domain.policy import FailMode, LabelPolicy
+
+if TYPE_CHECKING:
+    from warden.membership.invites import InvitePolicy
 
 #: Labels of NudeNet's 320n model that refuse by default: exposed genitalia,
 #: breasts, buttocks and anus. Faces and covered labels never decide anything
@@ -252,6 +255,106 @@ class BankSettings(BaseModel):
     )
 
 
+class StrikeStepSettings(BaseModel):
+    """What an inviter's Nth strike does."""
+
+    at: int = Field(ge=1, description="The strike count at which this step fires.")
+    action: Literal["suspend", "revoke"] = Field(
+        description="suspend: no new invites for `days`; revoke: invite rights revoked and the inviter queued for admin review."
+    )
+    days: int = Field(0, ge=0, description="Length of a suspension, in days.")
+
+
+def _default_eligibility() -> list[str | dict[str, object]]:
+    return ["account_age >= 30d", "comments >= 10"]
+
+
+class InviteSettings(BaseModel):
+    """Invite-only sign-up: the ledger, the registration worker and accountability."""
+
+    enabled: bool = Field(
+        False,
+        description="Run the invite system: the /invites page, the application worker (Lemmy 0.19) or native invite metering (1.0), and the ban watcher.",
+    )
+    per_period: int = Field(
+        3, ge=0, description="Invites granted to each eligible user per period."
+    )
+    period: Literal["month", "week"] = Field(
+        "month", description="The refill period (UTC calendar months or ISO weeks)."
+    )
+    carry_cap: int = Field(
+        6,
+        ge=0,
+        description="Unused invites carry over, but a refill never lifts a balance above this.",
+    )
+    expiry_days: int = Field(14, ge=1, description="Days before an unused code expires.")
+    max_uses: int = Field(1, ge=1, description="Sign-ups one code allows (1 = single-use).")
+    eligibility: list[str | dict[str, object]] = Field(
+        default_factory=_default_eligibility,
+        description="Who receives invites: conditions in the rules language, all of which must hold (a table {any = [...]} nests); empty: every account not banned.",
+    )
+    on_invalid_code: Literal["deny", "leave"] = Field(
+        "leave",
+        description="Lemmy 0.19 applications without a valid code: deny them with the reason, or leave them for a human.",
+    )
+    deny_reason: str = Field(
+        "A valid invite code is required to join this instance",
+        description="Start of the reason given to an applicant denied for a missing or bad code (the specific problem is appended).",
+    )
+    poll_s: float = Field(
+        30.0, gt=0, description="How often the worker reads applications and the modlog."
+    )
+    strikes: list[StrikeStepSettings] = Field(
+        default_factory=lambda: [
+            StrikeStepSettings(at=1, action="suspend", days=30),
+            StrikeStepSettings(at=3, action="revoke"),
+        ],
+        description="What strikes do: one strike per banned invitee.",
+    )
+    session_ttl_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How long an /invites sign-in lasts (the Lemmy token is kept in memory only).",
+    )
+    cookie_secure: bool = Field(
+        True,
+        description="Mark the /invites session cookie Secure (HTTPS only); off only for local testing.",
+    )
+
+    @field_validator("eligibility")
+    @classmethod
+    def _eligibility_parses(
+        cls, value: list[str | dict[str, object]]
+    ) -> list[str | dict[str, object]]:
+        from warden.membership.requirements import RuleSyntaxError, parse_tree
+
+        try:
+            if value:  # empty: every account in good standing is eligible
+                parse_tree({"all": value}, where="invites.eligibility")
+        except RuleSyntaxError as exc:
+            raise ValueError(f"invites.eligibility: {exc}") from exc
+        return value
+
+    def policy(self) -> InvitePolicy:
+        """The ledger's rules (membership/invites.py) from these settings."""
+        from datetime import timedelta
+
+        from warden.membership.invites import InvitePolicy, Period, parse_strikes
+        from warden.membership.requirements import parse_tree
+
+        return InvitePolicy(
+            per_period=self.per_period,
+            period=Period(self.period),
+            carry_cap=self.carry_cap,
+            expiry=timedelta(days=self.expiry_days),
+            max_uses=self.max_uses,
+            eligibility=parse_tree({"all": self.eligibility}, where="invites.eligibility")
+            if self.eligibility
+            else None,
+            strikes=parse_strikes([s.model_dump() for s in self.strikes]),
+        )
+
+
 class RulesSettings(BaseModel):
     """Account requirements and the uploads switch, enforced at /authz."""
 
@@ -305,6 +408,9 @@ class Settings(BaseSettings):
         default_factory=RulesSettings, description="Account requirements and the uploads switch."
     )
     banks: BankSettings = Field(default_factory=BankSettings, description="Hash banks.")
+    invites: InviteSettings = Field(
+        default_factory=InviteSettings, description="Invite-only sign-up."
+    )
 
     @field_validator("data_dir")
     @classmethod

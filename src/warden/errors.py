@@ -127,3 +127,14 @@ class LemmyUnavailable(UpstreamError):
 
 class LemmyError(UpstreamError):
     code = "lemmy_error"
+
+
+class LemmyRefused(LemmyError):
+    """Lemmy answered a request with its own error (`{"error": "<code>"}`), e.g.
+    `incorrect_login` or `too_many_invites`; `lemmy_code` carries it."""
+
+    code = "lemmy_refused"
+
+    def __init__(self, message: str, lemmy_code: str = "") -> None:
+        super().__init__(message)
+        self.lemmy_code = lemmy_code

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from warden.store.banks import BankSync
     from warden.store.database import Database
     from warden.store.decisions import DecisionLog
+    from warden.store.invites import InviteStore
     from warden.store.quarantine import EvidenceStore
     from warden.store.tokens import TokenStore
     from warden.web.batcher import MicroBatcher
@@ -181,6 +182,7 @@ class Services:
     banks: BankSync | None = None  # keeps the scanner's bank matcher in step with the tables
     pictrs_proxy: PictrsProxy | None = None  # Lemmy -> pict-rs, through /pictrs-proxy
     ingest: IngestTracker | None = None  # which kind of ingest pict-rs is running
+    invites: InviteStore | None = None  # the invite ledger, when invites are enabled
     config_path: Path | None = None  # where reload() reads settings again
 
     def reload_rules(self) -> None:
@@ -232,6 +234,7 @@ def build_services(
     from warden.store.banks import BankStore, BankSync
     from warden.store.database import Database
     from warden.store.decisions import DecisionLog
+    from warden.store.invites import InviteStore
     from warden.store.tokens import TokenStore
     from warden.web.batcher import MicroBatcher
     from warden.web.gate import MediaGate
@@ -266,11 +269,13 @@ def build_services(
         scan_workers=settings.server.scan_workers,
         config_version=config_version(settings),
     )
+    invites = InviteStore(database, settings.invites.policy()) if settings.invites.enabled else None
     return Services(
         settings=settings,
         scanner=scanner,
         access=access or build_access_gate(settings),
         identity=identity or build_identity(settings),
+        invites=invites,
         database=database,
         decisions=decisions,
         tokens=TokenStore(database),

@@ -24,6 +24,25 @@ from warden.web.routers import api, authz, health, pictrs, pictrs_proxy
 log = logging.getLogger(__name__)
 
 
+def _start_invite_worker(services: Services, stop: asyncio.Event) -> asyncio.Task[None] | None:
+    """The application/ban/tree worker, when invites are on and a bot token is set."""
+    from warden.jobs.invites import InviteWorker
+
+    token = services.settings.lemmy.bot_token
+    if services.invites is None or services.identity is None:
+        return None
+    if token is None:
+        log.error("invites.enabled but lemmy.bot_token is not set: no application worker runs")
+        return None
+    worker = InviteWorker(
+        services.invites,
+        services.identity.lemmy,
+        token.get_secret_value(),
+        services.settings.invites,
+    )
+    return asyncio.create_task(worker.run_forever(stop), name="warden-invites")
+
+
 def _reload_on_signal(services: Services) -> None:
     try:
         services.reload()
@@ -67,15 +86,18 @@ def create_app(
             # (pict-rs then refuses the upload), rather than answered unmatched
             await asyncio.to_thread(built.banks.load)
             follower = asyncio.create_task(_follow_banks(built, stop), name="warden-banks")
+        inviter = _start_invite_worker(built, stop)
         loop = asyncio.get_running_loop()
         if reload_on_sighup:
             loop.add_signal_handler(signal.SIGHUP, _reload_on_signal, built)
         try:
             yield
         finally:
+            stop.set()
             if follower is not None:
-                stop.set()
                 await follower
+            if inviter is not None:
+                await inviter
             if reload_on_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
             await built.aclose()

@@ -2,10 +2,13 @@
 
 Lemmy 0.19.x speaks API v3, Lemmy 1.0 speaks v4; paths and field names differ
 (they follow lemmy-js-client's `dist/types` for 0.19.9 and 1.0.0-beta.2).
-Warden needs little: the facts about the person behind a token, and the facts
-about a person by name (for `warden rules check`). `LemmyApi` is that
-interface; `LemmyV3`/`LemmyV4` implement it; `AutoLemmy` asks Lemmy which
-version it speaks on first use and delegates.
+Warden needs: the facts about the person behind a token, and the facts about
+a person by name (for `warden rules check`); for invites, a login forwarded
+from the /invites page, registration applications (list, approve, deny), bans
+(make one, read them from the modlog) and, on 1.0, the native invite links and
+the local users' `invited_by_local_user_id`. `LemmyApi` is that interface;
+`LemmyV3`/`LemmyV4` implement it; `AutoLemmy` asks Lemmy which version it
+speaks on first use and delegates.
 
 Tokens travel only in the `Authorization: Bearer` header of the request that
 needs them and are never logged.
@@ -15,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from warden.errors import LemmyError, LemmyUnavailable
+from warden.errors import LemmyError, LemmyRefused, LemmyUnavailable
 from warden.membership.requirements import UserFacts
 
 #: Statuses with which Lemmy refuses a token (absent, expired, revoked): the
@@ -46,6 +50,50 @@ def community_ids(moderates: object) -> tuple[int, ...]:
     return tuple(int(m["community"]["id"]) for m in moderates)
 
 
+@dataclass(frozen=True)
+class Application:
+    """An unread registration application (RegistrationApplicationView)."""
+
+    id: int
+    person_id: int
+    name: str
+    local_user_id: int
+    answer: str
+
+
+@dataclass(frozen=True)
+class BanEvent:
+    """A site ban or unban from the modlog; `id` orders them."""
+
+    id: int
+    person_id: int
+    name: str
+    banned: bool
+    reason: str
+    local: bool
+
+
+@dataclass(frozen=True)
+class NativeInvite:
+    """A Lemmy 1.0 invite link (LocalUserInvite)."""
+
+    token: str
+    max_uses: int | None
+    uses: int
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LocalUserRef:
+    """A local user with whoever invited them (Lemmy 1.0's `invited_by_local_user_id`)."""
+
+    local_user_id: int
+    person_id: int
+    name: str
+    invited_by_local_user_id: int | None
+    banned: bool
+
+
 class LemmyApi(ABC):
     """What Warden asks Lemmy, whatever version it runs."""
 
@@ -62,21 +110,87 @@ class LemmyApi(ABC):
     async def person(self, username: str, token: str | None = None) -> UserFacts:
         """The facts of a person by name (raises LemmyError when there is none)."""
 
+    # -- invites and accountability (the bot's admin token, or the user's own) -----
+
+    @abstractmethod
+    async def login(self, username_or_email: str, password: str, totp: str | None = None) -> str:
+        """A session token for these credentials (raises LemmyRefused, e.g. incorrect_login)."""
+
+    @abstractmethod
+    async def applications(self, token: str) -> list[Application]:
+        """Every unread registration application."""
+
+    @abstractmethod
+    async def decide_application(
+        self, token: str, application_id: int, approve: bool, deny_reason: str | None = None
+    ) -> None:
+        """Approve or deny one application."""
+
+    @abstractmethod
+    async def ban(self, token: str, person_id: int, reason: str, remove_data: bool = False) -> None:
+        """Ban a person from the site."""
+
+    @abstractmethod
+    async def bans(self, token: str, after_id: int) -> list[BanEvent]:
+        """Site bans and unbans from the modlog with an id above `after_id`, oldest first."""
+
+    async def create_invite(
+        self, token: str, max_uses: int | None, expires_at: datetime | None
+    ) -> NativeInvite:
+        """Create a native invite link (Lemmy 1.0 only)."""
+        raise LemmyError(f"Lemmy API {self.version} has no native invites")
+
+    async def revoke_invite(self, token: str, code: str) -> None:
+        raise LemmyError(f"Lemmy API {self.version} has no native invites")
+
+    async def local_users(self, token: str) -> list[LocalUserRef]:
+        """Every local user with its inviter (Lemmy 1.0 only)."""
+        raise LemmyError(f"Lemmy API {self.version} does not record inviters")
+
     async def _get(
         self, path: str, token: str | None, params: dict[str, str] | None = None
     ) -> tuple[int, Any]:
+        return await self._call("GET", path, token, params=params)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        token: str | None,
+        *,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            response = await self.http.get(path, params=params, headers=headers)
+            response = await self.http.request(
+                method, path, params=params, json=body, headers=headers
+            )
         except httpx.HTTPError as exc:
             raise LemmyUnavailable(f"Lemmy did not answer {path}: {type(exc).__name__}") from None
         if response.status_code >= 500:
             raise LemmyUnavailable(f"Lemmy answered {path} with {response.status_code}")
         try:
-            body = response.json()
+            payload = response.json()
         except ValueError:
             raise LemmyError(f"Lemmy answered {path} with something that is not JSON") from None
-        return response.status_code, body
+        return response.status_code, payload
+
+    async def _ok(
+        self,
+        method: str,
+        path: str,
+        token: str | None,
+        *,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
+        """The body of a 200 answer; Lemmy's own error otherwise, as LemmyRefused."""
+        status, payload = await self._call(method, path, token, params=params, body=body)
+        if status != 200:
+            code = payload.get("error", "") if isinstance(payload, dict) else ""
+            raise LemmyRefused(f"{method} {path} answered {status} {code}".strip(), str(code))
+        return payload
 
 
 class AutoLemmy(LemmyApi):
@@ -103,6 +217,34 @@ class AutoLemmy(LemmyApi):
 
     async def person(self, username: str, token: str | None = None) -> UserFacts:
         return await (await self.chosen()).person(username, token)
+
+    async def login(self, username_or_email: str, password: str, totp: str | None = None) -> str:
+        return await (await self.chosen()).login(username_or_email, password, totp)
+
+    async def applications(self, token: str) -> list[Application]:
+        return await (await self.chosen()).applications(token)
+
+    async def decide_application(
+        self, token: str, application_id: int, approve: bool, deny_reason: str | None = None
+    ) -> None:
+        await (await self.chosen()).decide_application(token, application_id, approve, deny_reason)
+
+    async def ban(self, token: str, person_id: int, reason: str, remove_data: bool = False) -> None:
+        await (await self.chosen()).ban(token, person_id, reason, remove_data)
+
+    async def bans(self, token: str, after_id: int) -> list[BanEvent]:
+        return await (await self.chosen()).bans(token, after_id)
+
+    async def create_invite(
+        self, token: str, max_uses: int | None, expires_at: datetime | None
+    ) -> NativeInvite:
+        return await (await self.chosen()).create_invite(token, max_uses, expires_at)
+
+    async def revoke_invite(self, token: str, code: str) -> None:
+        await (await self.chosen()).revoke_invite(token, code)
+
+    async def local_users(self, token: str) -> list[LocalUserRef]:
+        return await (await self.chosen()).local_users(token)
 
 
 async def detect(http: httpx.AsyncClient) -> LemmyApi:

@@ -5,14 +5,31 @@
   counts: {post_count, comment_count}}, moderates: [CommunityModeratorView]}
 - `GET /api/v3/user?username=` → GetPersonDetailsResponse
   {person_view: {person, counts, is_admin}, moderates}
+- `POST /api/v3/user/login` Login {username_or_email, password, totp_2fa_token}
+  → LoginResponse {jwt}
+- `GET /api/v3/admin/registration_application/list?unread_only=true&page&limit`
+  → {registration_applications: [RegistrationApplicationView {registration_application:
+  {id, local_user_id, answer}, creator_local_user, creator: Person}]}
+- `PUT /api/v3/admin/registration_application/approve` {id, approve, deny_reason}
+- `POST /api/v3/user/ban` BanPerson {person_id, ban, remove_data, reason, expires}
+- `GET /api/v3/modlog?type_=ModBan&page&limit` → GetModlogResponse {banned:
+  [ModBanView {mod_ban: {id, other_person_id, reason, banned}, banned_person}]},
+  newest first
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from warden.adapters.lemmy.client import TOKEN_REFUSED, LemmyApi, community_ids, parse_time
-from warden.errors import LemmyError
+from warden.adapters.lemmy.client import (
+    TOKEN_REFUSED,
+    Application,
+    BanEvent,
+    LemmyApi,
+    community_ids,
+    parse_time,
+)
+from warden.errors import LemmyError, LemmyRefused
 from warden.membership.requirements import UserFacts
 
 
@@ -46,6 +63,89 @@ class LemmyV3(LemmyApi):
             return _facts(view["person"], view["counts"], view["is_admin"], body["moderates"])
         except (KeyError, TypeError) as exc:
             raise LemmyError(f"GetPersonDetailsResponse lacks {exc}") from None
+
+    async def login(self, username_or_email: str, password: str, totp: str | None = None) -> str:
+        form: dict[str, Any] = {"username_or_email": username_or_email, "password": password}
+        if totp:
+            form["totp_2fa_token"] = totp
+        body = await self._ok("POST", "/api/v3/user/login", None, body=form)
+        if not isinstance(body, dict) or not body.get("jwt"):
+            raise LemmyRefused("Lemmy gave no session for that login", "no_jwt")
+        return str(body["jwt"])
+
+    async def applications(self, token: str) -> list[Application]:
+        out: list[Application] = []
+        for page in range(1, 101):  # 50 a page; a backlog of 5,000 is read over several polls
+            body = await self._ok(
+                "GET",
+                "/api/v3/admin/registration_application/list",
+                token,
+                params={"unread_only": "true", "page": str(page), "limit": "50"},
+            )
+            views = body.get("registration_applications") if isinstance(body, dict) else None
+            if not views:
+                break
+            out.extend(_application(v) for v in views)
+            if len(views) < 50:
+                break
+        return out
+
+    async def decide_application(
+        self, token: str, application_id: int, approve: bool, deny_reason: str | None = None
+    ) -> None:
+        form: dict[str, Any] = {"id": application_id, "approve": approve}
+        if deny_reason and not approve:
+            form["deny_reason"] = deny_reason
+        await self._ok("PUT", "/api/v3/admin/registration_application/approve", token, body=form)
+
+    async def ban(self, token: str, person_id: int, reason: str, remove_data: bool = False) -> None:
+        form = {"person_id": person_id, "ban": True, "reason": reason, "remove_data": remove_data}
+        await self._ok("POST", "/api/v3/user/ban", token, body=form)
+
+    async def bans(self, token: str, after_id: int) -> list[BanEvent]:
+        found: dict[int, BanEvent] = {}
+        for page in range(1, 41):
+            body = await self._ok(
+                "GET",
+                "/api/v3/modlog",
+                token,
+                params={"type_": "ModBan", "page": str(page), "limit": "50"},
+            )
+            views = body.get("banned") if isinstance(body, dict) else None
+            if not views:
+                break
+            try:
+                events = [
+                    BanEvent(
+                        id=int(v["mod_ban"]["id"]),
+                        person_id=int(v["mod_ban"]["other_person_id"]),
+                        name=str(v["banned_person"]["name"]),
+                        banned=bool(v["mod_ban"]["banned"]),
+                        reason=str(v["mod_ban"].get("reason") or ""),
+                        local=bool(v["banned_person"].get("local", True)),
+                    )
+                    for v in views
+                ]
+            except (KeyError, TypeError) as exc:
+                raise LemmyError(f"ModBanView lacks {exc}") from None
+            found.update({e.id: e for e in events if e.id > after_id})
+            if min(e.id for e in events) <= after_id or len(views) < 50:
+                break
+        return [found[i] for i in sorted(found)]
+
+
+def _application(view: Any) -> Application:
+    try:
+        app = view["registration_application"]
+        return Application(
+            id=int(app["id"]),
+            person_id=int(view["creator"]["id"]),
+            name=str(view["creator"]["name"]),
+            local_user_id=int(app["local_user_id"]),
+            answer=str(app.get("answer") or ""),
+        )
+    except (KeyError, TypeError) as exc:
+        raise LemmyError(f"RegistrationApplicationView lacks {exc}") from None
 
 
 def _facts(person: Any, counts: Any, admin: Any, moderates: Any) -> UserFacts:

@@ -8,6 +8,7 @@ finds out who is asking and judges the rules.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -16,6 +17,8 @@ from fastapi import APIRouter, Request, Response
 from warden.adapters.lemmy.routes import activity_for
 from warden.domain.policy import FailMode
 from warden.errors import UpstreamError
+from warden.membership.gate import utc_now
+from warden.membership.requirements import Activity, UserFacts
 from warden.web.deps import ServicesDep
 
 router = APIRouter(tags=["authz"])
@@ -78,6 +81,32 @@ async def authz(request: Request, services: ServicesDep) -> Response:
         return _allow("anonymous")
     judgement = services.access.decide(activity, facts)
     if judgement.allowed or judgement.reason is None:
+        if activity is Activity.CREATE_INVITE and services.invites is not None:
+            return await _meter_invite(services, facts)
         return _allow("allow")
     log.info("authz refused %s for %s: %s", activity.value, facts.name, judgement.reason.code)
     return _refuse(judgement.reason.code, judgement.reason.message)
+
+
+async def _meter_invite(services: ServicesDep, facts: UserFacts) -> Response:
+    """Lemmy 1.0 creates invite links itself; each one spends from the monthly balance.
+
+    The spend is recorded under a placeholder code (Lemmy makes the token after
+    this answer); the /invites page creates links through Warden instead and
+    keeps the real token. A link revoked in Lemmy's own UI is not refunded."""
+    import uuid
+
+    from warden.store.invites import InviteRefused
+
+    assert services.invites is not None
+    try:
+        await asyncio.to_thread(
+            services.invites.spend,
+            facts,
+            utc_now(),
+            code=f"lemmy-ui-{uuid.uuid4().hex}",
+            native=True,
+        )
+    except InviteRefused as exc:
+        return _refuse(exc.code, exc.message)
+    return _allow("invite-metered")

@@ -1,0 +1,185 @@
+"""The invite worker and `warden invites` against the Lemmy double, for API v3 (0.19) and v4 (1.0)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.servers.lemmy_double import running_double
+from warden.adapters.lemmy import build_lemmy
+from warden.cli import app
+from warden.config import InviteSettings
+from warden.jobs.invites import InviteWorker
+from warden.membership.gate import utc_now
+from warden.membership.invites import Rights
+from warden.store.database import Database
+from warden.store.invites import InviteStore
+
+
+@pytest.fixture(params=["v3", "v4"])
+def lemmy(request):
+    yield from running_double(request.param)
+
+
+@pytest.fixture
+def world(lemmy, tmp_path):
+    lemmy.add_user("t-bot", "warden-bot", timedelta(days=900), admin=True)
+    alice = lemmy.add_user("t-alice", "alice", timedelta(days=400), comments=80)
+    db = Database(f"sqlite:///{tmp_path / 'warden.db'}")
+    db.upgrade()
+    settings = InviteSettings(enabled=True, on_invalid_code="deny")
+    store = InviteStore(db, settings.policy())
+    yield lemmy, store, settings, alice, db
+    db.dispose()
+
+
+async def _pass(lemmy, store, settings, name="w1"):
+    client = build_lemmy(lemmy.url, lemmy.api)
+    try:
+        return await InviteWorker(store, client, "t-bot", settings, worker_id=name).run_once()
+    finally:
+        await client.http.aclose()
+
+
+def one_pass(lemmy, store, settings, name="w1"):
+    """One worker pass, as `warden invites worker --once` or a poll of `warden serve` runs it."""
+    return asyncio.run(_pass(lemmy, store, settings, name))
+
+
+def facts_of(account):
+    from warden.membership.requirements import UserFacts
+
+    return UserFacts(account.id, account.name, account.published, account.comments, account.posts)
+
+
+def test_valid_code_is_approved_and_others_denied(world):
+    lemmy, store, settings, alice, _ = world
+    code = store.spend(facts_of(alice), utc_now()).code
+    used = store.spend(facts_of(alice), utc_now()).code
+    bob = lemmy.apply("bob", f"Hi! alice sent me, code: {code}")
+    lemmy.apply("eve", "please let me in")
+    lemmy.apply("mal", f"{code}")  # the same code, second applicant
+    report = one_pass(lemmy, store, settings)
+    assert report.approved == ["bob"] and not report.errors
+    assert sorted(n for n, _ in report.denied) == ["eve", "mal"]
+    by_app = {a["id"]: a for a in lemmy.applications}
+    assert by_app[1]["admin_id"] is not None and by_app[1]["deny_reason"] is None
+    assert "holds no invite code" in by_app[2]["deny_reason"]
+    assert "already used" in by_app[3]["deny_reason"]
+    assert [n.name for n in store.tree(alice.id)[0].walk()] == ["alice", "bob"]
+    assert store.inviter_of(bob.id) == alice.id
+    assert store.invite(used).uses == 0  # type: ignore[union-attr]
+
+
+def test_no_double_approval_across_restarts_and_concurrent_workers(world):
+    lemmy, store, settings, alice, _ = world
+    code = store.spend(facts_of(alice), utc_now()).code
+    lemmy.apply("bob", code)
+
+    async def together() -> None:
+        await asyncio.gather(*(_pass(lemmy, store, settings, f"w{i}") for i in range(4)))
+
+    asyncio.run(together())
+    one_pass(lemmy, store, settings, "restarted")
+    assert lemmy.decisions == [(1, True)]
+    assert store.invite(code).uses == 1  # type: ignore[union-attr]
+
+
+def test_leave_mode_leaves_bad_applications_for_a_human(world):
+    lemmy, store, _, _, _ = world
+    lemmy.apply("eve", "no code, sorry")
+    report = one_pass(lemmy, store, InviteSettings(enabled=True))
+    assert report.left == [("eve", "the answer holds no invite code")]
+    assert lemmy.decisions == [] and lemmy.applications[0]["admin_id"] is None
+
+
+def test_a_ban_in_the_modlog_strikes_the_inviter(world):
+    lemmy, store, settings, alice, _ = world
+    code = store.spend(facts_of(alice), utc_now()).code
+    bob = lemmy.apply("bob", code)
+    one_pass(lemmy, store, settings)
+    lemmy.ban_event(bob, "spambot")
+    report = one_pass(lemmy, store, settings)
+    assert report.strikes == [("alice", "bob", 1)]
+    account = store.find("alice")
+    assert account is not None and account.rights is Rights.SUSPENDED
+    assert one_pass(lemmy, store, settings).strikes == []  # the modlog cursor moved on
+    tree = store.tree(alice.id)[0]
+    assert tree.walk()[1].banned and tree.walk()[1].ban_reason == "spambot"
+
+
+def test_ban_subtree_bans_exactly_the_subtree(world, tmp_path):
+    lemmy, _, settings, alice, db = world
+    store = InviteStore(db, InviteSettings(eligibility=[]).policy())  # new accounts invite too
+    now = utc_now()
+    people = {}
+    for name, inviter in [("bob", "alice"), ("dave", "alice"), ("carol", "bob"), ("erin", "carol")]:
+        parent = alice if inviter == "alice" else people[inviter]
+        store.grant(parent.id, parent.name, 1, "test", "")
+        code = store.spend(facts_of(parent), now).code
+        people[name] = lemmy.apply(name, code)
+        one_pass(lemmy, store, settings)
+    env = {
+        "WARDEN_DATA_DIR": str(tmp_path),
+        "WARDEN_LEMMY__URL": lemmy.url,
+        "WARDEN_LEMMY__API": lemmy.api,
+        "WARDEN_LEMMY__BOT_TOKEN": "t-bot",
+    }
+    runner = CliRunner()
+    dry = runner.invoke(
+        app, ["invites", "ban-subtree", "bob", "--reason", "spam wave", "--dry-run"], env=env
+    )
+    assert dry.exit_code == 0, dry.output
+    assert "3 would be banned" in dry.output and lemmy.bans == []
+    done = runner.invoke(
+        app, ["invites", "ban-subtree", "bob", "--reason", "spam wave", "--yes"], env=env
+    )
+    assert done.exit_code == 0, done.output
+    assert sorted(pid for pid, _ in lemmy.bans) == sorted(
+        people[n].id for n in ("bob", "carol", "erin")
+    )
+    assert {reason for _, reason in lemmy.bans} == {"spam wave"}
+    shown = runner.invoke(app, ["invites", "tree", "alice"], env=env)
+    assert shown.exit_code == 0
+    assert "dave" in shown.output and "BANNED" in shown.output
+    assert store.find("alice").strikes == 1  # type: ignore[union-attr]  # bob was alice's invitee
+
+
+def test_lemmy_1_tree_comes_from_invited_by(world):
+    lemmy, store, settings, alice, _ = world
+    if lemmy.api != "v4":
+        pytest.skip("invited_by_local_user_id is Lemmy 1.0's")
+    lemmy.add_user("t-frank", "frank", timedelta(days=1), invited_by=alice.id)
+    report = one_pass(lemmy, store, settings)
+    assert report.edges == 1
+    assert [n.name for n in store.tree(alice.id)[0].walk()] == ["alice", "frank"]
+
+
+def test_admin_commands_change_balances_and_rights(world, tmp_path):
+    lemmy = world[0]
+    env = {
+        "WARDEN_DATA_DIR": str(tmp_path),
+        "WARDEN_LEMMY__URL": lemmy.url,
+        "WARDEN_LEMMY__BOT_TOKEN": "t-bot",
+    }
+    runner = CliRunner()
+    assert (
+        runner.invoke(
+            app, ["invites", "grant", "alice", "5", "--reason", "helper"], env=env
+        ).exit_code
+        == 0
+    )
+    shown = runner.invoke(app, ["invites", "balance", "alice"], env=env)
+    assert "balance 5" in shown.output
+    runner.invoke(app, ["invites", "revoke-rights", "alice", "--reason", "sold codes"], env=env)
+    assert (
+        "rights revoked (sold codes)"
+        in runner.invoke(app, ["invites", "balance", "alice"], env=env).output
+    )
+    runner.invoke(app, ["invites", "restore-rights", "alice"], env=env)
+    assert "rights active" in runner.invoke(app, ["invites", "balance", "alice"], env=env).output
+    audit = runner.invoke(app, ["invites", "audit", "alice"], env=env)
+    assert "rights:revoked" in audit.output and "grant" in audit.output
