@@ -9,7 +9,7 @@ from __future__ import annotations
 import getpass
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,6 +25,9 @@ from warden.domain.banks import (
 )
 from warden.errors import WardenError
 from warden.store.banks import BankStore, NewEntry
+
+if TYPE_CHECKING:
+    from warden.config import Settings
 
 hashes_app = typer.Typer(
     help="Hash banks: known media matched before the classifier runs.", no_args_is_help=True
@@ -343,9 +346,17 @@ def flag(
     target: Annotated[str, typer.Argument(help="Image file, decision id, or SHA-256.")],
     reason: REASON = "",
     by: BY = "",
+    ban: Annotated[
+        bool,
+        typer.Option(
+            "--ban",
+            help="Ban the uploaders through Lemmy (lemmy.bot_token); their inviters get a strike.",
+        ),
+    ] = False,
 ) -> None:
     """Flag media as bad: its hashes go to the flag bank, and earlier uploads that match
-    it (the last `banks.rematch_days` days) are listed with their uploaders."""
+    it (the last `banks.rematch_days` days) are listed with their uploaders (and banned
+    with --ban)."""
     from warden.cli import settings_from
     from warden.jobs import flag as flagging
     from warden.store.decisions import DecisionLog
@@ -382,6 +393,39 @@ def flag(
         typer.echo(f"no earlier decision in the last {settings.banks.rematch_days} days matches")
     if report.uploaders:
         typer.echo("uploaders: " + ", ".join(report.uploaders))
+    if ban and report.uploaders:
+        _ban(settings, store, list(report.uploaders), reason or f"uploaded flagged media {t.label}")
+
+
+def _ban(settings: Settings, bank_store: BankStore, names: list[str], reason: str) -> None:
+    import asyncio
+
+    from warden.adapters.lemmy import build_lemmy
+    from warden.jobs.flag import ban_uploaders
+    from warden.membership.gate import utc_now
+    from warden.store.invites import InviteStore
+
+    if settings.lemmy.bot_token is None:
+        raise _fail(ValueError("--ban needs lemmy.bot_token (an admin account's token)"), 2)
+    lemmy = build_lemmy(settings.lemmy.url, settings.lemmy.api, timeout_s=settings.lemmy.timeout_s)
+    ledger = InviteStore(bank_store.db, settings.invites.policy())
+
+    def record(person_id: int, name: str) -> None:
+        ledger.record_ban(person_id, name, reason, utc_now(), "warden flag")
+
+    async def go() -> tuple[list[str], list[str]]:
+        try:
+            token = settings.lemmy.bot_token.get_secret_value()  # type: ignore[union-attr]
+            return await ban_uploaders(lemmy, token, names, reason, on_banned=record)
+        finally:
+            await lemmy.http.aclose()
+
+    banned, errors = asyncio.run(go())
+    typer.echo("banned: " + (", ".join(banned) or "nobody new"))
+    for line in errors:
+        typer.echo(f"  ban failed: {line}")
+    if errors:
+        raise typer.Exit(1)
 
 
 def unflag(

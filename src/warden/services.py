@@ -11,7 +11,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from warden.config import Settings, load_settings
 from warden.domain.policy import FailMode
@@ -183,6 +183,7 @@ class Services:
     pictrs_proxy: PictrsProxy | None = None  # Lemmy -> pict-rs, through /pictrs-proxy
     ingest: IngestTracker | None = None  # which kind of ingest pict-rs is running
     invites: InviteStore | None = None  # the invite ledger, when invites are enabled
+    invite_sessions: Any = None  # /invites sign-ins (web/routers/invites.Sessions), in memory
     config_path: Path | None = None  # where reload() reads settings again
 
     def reload_rules(self) -> None:

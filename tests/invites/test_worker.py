@@ -183,3 +183,37 @@ def test_admin_commands_change_balances_and_rights(world, tmp_path):
     assert "rights active" in runner.invoke(app, ["invites", "balance", "alice"], env=env).output
     audit = runner.invoke(app, ["invites", "audit", "alice"], env=env)
     assert "rights:revoked" in audit.output and "grant" in audit.output
+
+
+def test_flag_ban_hands_uploaders_to_lemmy_and_strikes_their_inviter(world, tmp_path):
+    """`warden flag FILE --ban`: earlier uploads of the media are found in the decisions
+    log, their uploaders banned through Lemmy, and whoever invited them gets a strike."""
+    from tests.conftest import encode, gradient
+    from warden.config import load_settings
+    from warden.media.pipeline import ScanContext
+    from warden.services import build_scanner
+    from warden.store.decisions import DecisionLog
+
+    lemmy, store, settings, alice, db = world
+    code = store.spend(facts_of(alice), utc_now()).code
+    bob = lemmy.apply("bob", code)
+    one_pass(lemmy, store, settings)
+    image = tmp_path / "upload.jpg"
+    image.write_bytes(encode(gradient(seed=5)))
+    verdict = build_scanner(load_settings(None, data_dir=tmp_path)).scan(
+        image.read_bytes(), ScanContext(source="upload")
+    )
+    DecisionLog(db).record(verdict, source="upload", uploader="bob", config_version="t")
+    env = {
+        "WARDEN_DATA_DIR": str(tmp_path),
+        "WARDEN_LEMMY__URL": lemmy.url,
+        "WARDEN_LEMMY__API": lemmy.api,
+        "WARDEN_LEMMY__BOT_TOKEN": "t-bot",
+    }
+    result = CliRunner().invoke(
+        app, ["flag", str(image), "--ban", "--reason", "known bad media"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert "banned: bob" in result.output
+    assert lemmy.bans == [(bob.id, "known bad media")]
+    assert store.find("alice").strikes == 1  # type: ignore[union-attr]

@@ -14,7 +14,13 @@ both banks and the classifier.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from warden.adapters.lemmy.client import LemmyApi
+
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -169,3 +175,33 @@ def unflag(
         store.add(sha_bank.name, [NewEntry(target.sha256, source, by, reason)])
         report.allow_banks.append(sha_bank.name)
     return report
+
+
+async def ban_uploaders(
+    lemmy: LemmyApi,
+    token: str,
+    names: list[str],
+    reason: str,
+    *,
+    on_banned: Callable[[int, str], None] = lambda person_id, name: None,
+) -> tuple[list[str], list[str]]:
+    """Hand the uploaders of flagged media to Lemmy's ban action (the bot's admin token).
+
+    Returns who was banned and what failed; one failure does not stop the others.
+    `on_banned` lets the caller record the ban (the invite ledger strikes the inviter)."""
+    from warden.errors import UpstreamError
+
+    banned: list[str] = []
+    errors: list[str] = []
+    for name in names:
+        try:
+            facts = await lemmy.person(name, token)
+            if facts.banned:
+                continue
+            await lemmy.ban(token, facts.person_id, reason)
+        except UpstreamError as exc:
+            errors.append(f"{name}: {exc.message}")
+            continue
+        on_banned(facts.person_id, name)
+        banned.append(name)
+    return banned, errors

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from warden import __version__
 from warden.config import Settings
 from warden.services import Services, build_services
-from warden.web.routers import api, authz, health, pictrs, pictrs_proxy
+from warden.web.routers import api, authz, health, invites, pictrs, pictrs_proxy
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ def create_app(
     app.state.services = built
     app.add_exception_handler(api.Unauthorized, api.unauthorized_handler)
     app.include_router(health.router)
+    app.include_router(invites.router)
     app.include_router(pictrs.router)
     app.include_router(api.router)
     app.include_router(authz.router)
