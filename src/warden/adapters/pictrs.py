@@ -57,30 +57,32 @@ class PictrsAdmin:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def exists(self, alias: str) -> bool:
-        """True while pict-rs still knows the alias."""
+    def _request(self, method: str, path: str, alias: str) -> httpx.Response | None:
+        """One internal-API call about an alias; None when pict-rs does not know it (404)."""
         try:
-            response = self._client.get("/internal/aliases", params={"alias": alias})
-        except httpx.HTTPError as exc:
-            raise PictrsError(f"pict-rs unreachable: {exc}") from exc
-        if response.status_code == 404:
-            return False
-        if response.status_code in (401, 403):
-            raise PictrsError("pict-rs refused the API key")
-        if response.status_code >= 400:
-            raise PictrsError(f"pict-rs answered {response.status_code} for aliases of {alias}")
-        return True
-
-    def identifier(self, alias: str) -> str | None:
-        """The storage path or object key behind an alias, or None when it is gone."""
-        try:
-            response = self._client.get("/internal/identifier", params={"alias": alias})
+            response = self._client.request(method, path, params={"alias": alias})
         except httpx.HTTPError as exc:
             raise PictrsError(f"pict-rs unreachable: {exc}") from exc
         if response.status_code == 404:
             return None
         if response.status_code in (401, 403):
             raise PictrsError("pict-rs refused the API key")
+        return response
+
+    def exists(self, alias: str) -> bool:
+        """True while pict-rs still knows the alias."""
+        response = self._request("GET", "/internal/aliases", alias)
+        if response is None:
+            return False
+        if response.status_code >= 400:
+            raise PictrsError(f"pict-rs answered {response.status_code} for aliases of {alias}")
+        return True
+
+    def identifier(self, alias: str) -> str | None:
+        """The storage path or object key behind an alias, or None when it is gone."""
+        response = self._request("GET", "/internal/identifier", alias)
+        if response is None:
+            return None
         if response.status_code >= 400:
             raise PictrsError(f"pict-rs answered {response.status_code} for identifier of {alias}")
         try:
@@ -93,14 +95,9 @@ class PictrsAdmin:
 
     def purge(self, alias: str) -> PurgeResult:
         """Purge one alias (and everything pict-rs holds behind it)."""
-        try:
-            response = self._client.post("/internal/purge", params={"alias": alias})
-        except httpx.HTTPError as exc:
-            raise PictrsError(f"pict-rs unreachable: {exc}") from exc
-        if response.status_code == 404:
+        response = self._request("POST", "/internal/purge", alias)
+        if response is None:
             return PurgeResult(alias, purged=False)
-        if response.status_code in (401, 403):
-            raise PictrsError("pict-rs refused the API key")
         if response.status_code >= 400:
             raise PictrsError(
                 f"pict-rs answered {response.status_code} purging {alias}: {response.text[:200]}"

@@ -30,7 +30,7 @@ from datetime import datetime
 
 from warden.adapters.lemmy.client import Application, LemmyApi
 from warden.config import InviteSettings
-from warden.errors import LemmyError, LemmyRefused, UpstreamError
+from warden.errors import UpstreamError
 from warden.membership.gate import utc_now
 from warden.membership.invites import TreeNode, codes_in
 from warden.store.invites import InviteRefused, InviteStore, Redemption
@@ -137,7 +137,7 @@ class InviteWorker:
             return  # another worker is approving it, or already did
         try:
             await self.lemmy.decide_application(self.token, application.id, True)
-        except (LemmyError, UpstreamError):
+        except UpstreamError:  # LemmyError and LemmyRefused included
             await asyncio.to_thread(self.store.release_claim, application.person_id)
             raise
         await asyncio.to_thread(self.store.approved, application.person_id, self.clock())
@@ -227,7 +227,7 @@ async def ban_subtree(
             continue
         try:
             await lemmy.ban(token, node.person_id, reason, remove_data)
-        except (LemmyRefused, UpstreamError) as exc:
+        except UpstreamError as exc:  # LemmyRefused included
             errors.append(f"{node.name}: {exc.message}")
             continue
         await asyncio.to_thread(store.record_ban, node.person_id, node.name, reason, clock(), actor)

@@ -18,7 +18,6 @@ refusals) are `membership/invites.py`; this module only keeps state.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,7 +29,6 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    func,
     select,
     update,
 )
@@ -710,15 +708,6 @@ class InviteStore:
             else:
                 row.value = value
 
-    def all_accounts(self) -> Iterator[Account]:
-        with self.db.session() as session:
-            rows = list(session.scalars(select(InviteAccountRow).order_by(InviteAccountRow.name)))
-        return (_account(r) for r in rows)
-
-    def count_codes(self) -> int:
-        with self.db.session() as session:
-            return int(session.scalar(select(func.count()).select_from(InviteCodeRow)) or 0)
-
 
 def _apply(row: InviteAccountRow, account: Account, now: datetime) -> None:
     row.strikes = account.strikes
@@ -732,7 +721,3 @@ def _apply(row: InviteAccountRow, account: Account, now: datetime) -> None:
 def _short(code: str) -> str:
     """Codes are bearer secrets: the audit log keeps a prefix, enough to tell them apart."""
     return code[:6] + "…"
-
-
-def names(accounts: Sequence[Account]) -> dict[int, str]:
-    return {a.person_id: a.name for a in accounts}

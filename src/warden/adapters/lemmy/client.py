@@ -112,19 +112,32 @@ class LemmyApi(ABC):
 
     # -- invites and accountability (the bot's admin token, or the user's own) -----
 
-    @abstractmethod
+    login_path: str
+
     async def login(self, username_or_email: str, password: str, totp: str | None = None) -> str:
-        """A session token for these credentials (raises LemmyRefused, e.g. incorrect_login)."""
+        """A session token for these credentials (raises LemmyRefused, e.g. incorrect_login).
+        Login and LoginResponse are the same in v3 and v4; only the path differs."""
+        form: dict[str, Any] = {"username_or_email": username_or_email, "password": password}
+        if totp:
+            form["totp_2fa_token"] = totp
+        body = await self._ok("POST", self.login_path, None, body=form)
+        if not isinstance(body, dict) or not body.get("jwt"):
+            raise LemmyRefused("Lemmy gave no session for that login", "no_jwt")
+        return str(body["jwt"])
 
     @abstractmethod
     async def applications(self, token: str) -> list[Application]:
         """Every unread registration application."""
 
-    @abstractmethod
     async def decide_application(
         self, token: str, application_id: int, approve: bool, deny_reason: str | None = None
     ) -> None:
-        """Approve or deny one application."""
+        """Approve or deny one application (ApproveRegistrationApplication, same in v3 and v4)."""
+        form: dict[str, Any] = {"id": application_id, "approve": approve}
+        if deny_reason and not approve:
+            form["deny_reason"] = deny_reason
+        path = f"/api/{self.version}/admin/registration_application/approve"
+        await self._ok("PUT", path, token, body=form)
 
     @abstractmethod
     async def ban(self, token: str, person_id: int, reason: str, remove_data: bool = False) -> None:

@@ -29,12 +29,13 @@ from warden.adapters.lemmy.client import (
     community_ids,
     parse_time,
 )
-from warden.errors import LemmyError, LemmyRefused
+from warden.errors import LemmyError
 from warden.membership.requirements import UserFacts
 
 
 class LemmyV3(LemmyApi):
     version = "v3"
+    login_path = "/api/v3/user/login"
 
     async def my_user(self, token: str) -> UserFacts | None:
         status, body = await self._get("/api/v3/site", token)
@@ -64,15 +65,6 @@ class LemmyV3(LemmyApi):
         except (KeyError, TypeError) as exc:
             raise LemmyError(f"GetPersonDetailsResponse lacks {exc}") from None
 
-    async def login(self, username_or_email: str, password: str, totp: str | None = None) -> str:
-        form: dict[str, Any] = {"username_or_email": username_or_email, "password": password}
-        if totp:
-            form["totp_2fa_token"] = totp
-        body = await self._ok("POST", "/api/v3/user/login", None, body=form)
-        if not isinstance(body, dict) or not body.get("jwt"):
-            raise LemmyRefused("Lemmy gave no session for that login", "no_jwt")
-        return str(body["jwt"])
-
     async def applications(self, token: str) -> list[Application]:
         out: list[Application] = []
         for page in range(1, 101):  # 50 a page; a backlog of 5,000 is read over several polls
@@ -89,14 +81,6 @@ class LemmyV3(LemmyApi):
             if len(views) < 50:
                 break
         return out
-
-    async def decide_application(
-        self, token: str, application_id: int, approve: bool, deny_reason: str | None = None
-    ) -> None:
-        form: dict[str, Any] = {"id": application_id, "approve": approve}
-        if deny_reason and not approve:
-            form["deny_reason"] = deny_reason
-        await self._ok("PUT", "/api/v3/admin/registration_application/approve", token, body=form)
 
     async def ban(self, token: str, person_id: int, reason: str, remove_data: bool = False) -> None:
         form = {"person_id": person_id, "ban": True, "reason": reason, "remove_data": remove_data}

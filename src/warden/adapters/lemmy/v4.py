@@ -38,12 +38,13 @@ from warden.adapters.lemmy.client import (
     community_ids,
     parse_time,
 )
-from warden.errors import LemmyError, LemmyRefused
+from warden.errors import LemmyError
 from warden.membership.requirements import UserFacts
 
 
 class LemmyV4(LemmyApi):
     version = "v4"
+    login_path = "/api/v4/account/auth/login"
 
     async def my_user(self, token: str) -> UserFacts | None:
         status, body = await self._get("/api/v4/account", token)
@@ -87,15 +88,6 @@ class LemmyV4(LemmyApi):
                 break
         return items
 
-    async def login(self, username_or_email: str, password: str, totp: str | None = None) -> str:
-        form: dict[str, Any] = {"username_or_email": username_or_email, "password": password}
-        if totp:
-            form["totp_2fa_token"] = totp
-        body = await self._ok("POST", "/api/v4/account/auth/login", None, body=form)
-        if not isinstance(body, dict) or not body.get("jwt"):
-            raise LemmyRefused("Lemmy gave no session for that login", "no_jwt")
-        return str(body["jwt"])
-
     async def applications(self, token: str) -> list[Application]:
         views = await self._pages(
             "/api/v4/admin/registration_application/list", token, {"unread_only": "true"}
@@ -116,14 +108,6 @@ class LemmyV4(LemmyApi):
             except (KeyError, TypeError) as exc:
                 raise LemmyError(f"RegistrationApplicationView lacks {exc}") from None
         return out
-
-    async def decide_application(
-        self, token: str, application_id: int, approve: bool, deny_reason: str | None = None
-    ) -> None:
-        form: dict[str, Any] = {"id": application_id, "approve": approve}
-        if deny_reason and not approve:
-            form["deny_reason"] = deny_reason
-        await self._ok("PUT", "/api/v4/admin/registration_application/approve", token, body=form)
 
     async def ban(self, token: str, person_id: int, reason: str, remove_data: bool = False) -> None:
         form = {

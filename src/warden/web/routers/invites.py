@@ -232,7 +232,7 @@ async def create(request: Request, services: ServicesDep, csrf: Annotated[str, F
     if native:
         try:
             link = await lemmy.create_invite(session.token, invite.max_uses, invite.expires_at)
-        except (LemmyRefused, UpstreamError) as exc:
+        except UpstreamError as exc:  # LemmyRefused included
             await asyncio.to_thread(
                 store.refund, facts.person_id, invite.code, facts.name, exc.message
             )
