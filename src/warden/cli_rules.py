@@ -17,6 +17,7 @@ from rich.console import Console
 from warden.errors import ConfigError, UpstreamError
 from warden.membership.gate import read_rulebook
 from warden.membership.requirements import Activity, UserFacts
+from warden.membership.rulebook import lint_warnings
 
 rules_app = typer.Typer(help="Check account rules and explain decisions.", no_args_is_help=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -25,7 +26,10 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 @rules_app.command("lint")
 def lint(file: Annotated[Path, typer.Argument(help="Rules file (TOML).")]) -> None:
-    """Validate a rules file; exit 0 when usable, 2 with the line of the first problem."""
+    """Validate a rules file; exit 0 when usable, 2 with the line of the first problem.
+
+    A usable file can still be weaker than it looks: warnings (e.g. moderators
+    trusted while anyone may create a community) are printed, exit status 0."""
     try:
         rulebook = read_rulebook(file)
     except ConfigError as exc:
@@ -33,6 +37,8 @@ def lint(file: Annotated[Path, typer.Argument(help="Rules file (TOML).")]) -> No
         raise typer.Exit(2) from exc
     activities = ", ".join(a.value for a in rulebook.rules.by_activity) or "none"
     out.print(f"{file}: ok (uploads {rulebook.uploads.value}; rules for: {activities})")
+    for warning in lint_warnings(rulebook):
+        out.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
 
 
 @rules_app.command("check")
@@ -53,11 +59,19 @@ def check(
         err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(2) from exc
     judgement, notes = gate.explain(activity, facts)
-    age = gate.clock() - facts.published
+    now = gate.clock()
+    min_age = gate.rules.current().moderator_community_min_age
+    counted = facts.moderating_only_older_than(min_age, now)  # as the rules see the person
+    age = now - facts.published
     out.print(
         f"{facts.name} (person {facts.person_id}): account {age.days} days old, "
-        f"{facts.comments} comments, {facts.posts} posts, roles {', '.join(sorted(facts.roles))}"
+        f"{facts.comments} comments, {facts.posts} posts, roles {', '.join(sorted(counted.roles))}"
     )
+    if min_age is not None and len(counted.moderates) < len(facts.moderates):
+        out.print(
+            f"  moderates {len(facts.moderates)} communities, "
+            f"{len(counted.moderates)} of them older than moderator_community_min_age"
+        )
     for note in notes:
         out.print(f"  {note} (this process's count; the running service keeps its own)")
     if judgement.allowed:

@@ -24,7 +24,10 @@ pict-rs/Lemmy callers see) and a human sentence (what an admin or user reads)::
     ├── AuthError                   missing or bad credentials
     └── UpstreamError               a service Warden depends on failed
         ├── LemmyUnavailable        lemmy_unavailable
+        │   └── LemmyRateLimited    lemmy_rate_limited (Lemmy's per-IP limit)
         └── LemmyError              lemmy_error (an answer Warden cannot use)
+            ├── LemmyRefused        lemmy_refused (Lemmy's own error code)
+            └── LemmyApiMismatch    lemmy_api_mismatch (not this API version)
 """
 
 from __future__ import annotations
@@ -125,8 +128,21 @@ class LemmyUnavailable(UpstreamError):
     code = "lemmy_unavailable"
 
 
+class LemmyRateLimited(LemmyUnavailable):
+    """Lemmy refused a look-up for its per-IP rate limit: says nothing about the token."""
+
+    code = "lemmy_rate_limited"
+
+
 class LemmyError(UpstreamError):
     code = "lemmy_error"
+
+
+class LemmyApiMismatch(LemmyError):
+    """The Lemmy asked does not speak the API version used (an unknown route, or
+    Lemmy 1.0 answering through its v3 compatibility layer): detect it again."""
+
+    code = "lemmy_api_mismatch"
 
 
 class LemmyRefused(LemmyError):

@@ -1,4 +1,5 @@
-"""`warden rules lint` and `warden rules check` through Typer's runner, against the Lemmy double."""
+"""`warden rules lint` and `warden rules check` through Typer's runner, against the Lemmy double
+(Lemmy 0.19.3, 0.19.5 and 1.0)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.servers.lemmy_double import LemmyDouble, running_double
+from tests.servers.lemmy_double import VERSIONS, LemmyDouble, running_double
 from warden.cli import app
 
 runner = CliRunner()
@@ -23,14 +24,14 @@ rate_limit = { count = 3, per = "1d", unless = "account_age >= 30d" }
 """
 
 
-@pytest.fixture(params=["v3", "v4"])
+@pytest.fixture(params=VERSIONS)
 def double(request: pytest.FixtureRequest) -> Iterator[LemmyDouble]:
     yield from running_double(request.param)
 
 
-def _config(tmp_path: Path, double: LemmyDouble) -> Path:
+def _config(tmp_path: Path, double: LemmyDouble, text: str = RULES) -> Path:
     rules = tmp_path / "rules.toml"
-    rules.write_text(RULES)
+    rules.write_text(text)
     config = tmp_path / "warden.toml"
     config.write_text(
         f'data_dir = "{tmp_path / "data"}"\n'
@@ -77,3 +78,41 @@ def test_lint(tmp_path: Path) -> None:
     result = runner.invoke(app, ["rules", "lint", str(bad)])
     assert result.exit_code == 2
     assert f"{bad}:4: rules.upload_image: unknown fact 'coments'" in result.output
+
+
+def test_lint_warns_that_anyone_can_become_a_moderator(tmp_path: Path) -> None:
+    """Item 4: community creation is open on Lemmy by default, so trusting moderators
+    without gating create_community trusts everyone."""
+    trusting = tmp_path / "trusting.toml"
+    trusting.write_text('uploads = "moderators"\n')
+    result = runner.invoke(app, ["rules", "lint", str(trusting)])
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output
+    assert "any account can become a moderator by creating a community" in result.output
+    assert 'moderator_community_min_age = "30d"' in result.output
+    gated = tmp_path / "gated.toml"
+    gated.write_text(
+        'uploads = "moderators"\n[rules.create_community]\nall = ["account_age >= 30d"]\n'
+    )
+    result = runner.invoke(app, ["rules", "lint", str(gated)])
+    assert result.exit_code == 0 and "warning" not in result.output
+
+
+def test_check_counts_only_moderators_of_old_enough_communities(
+    tmp_path: Path, double: LemmyDouble
+) -> None:
+    double.add_user("bot", "warden_bot", timedelta(days=900), admin=True)
+    double.add_community(1, timedelta(days=2))
+    double.add_community(2, timedelta(days=120))
+    double.add_user("t1", "squatter", timedelta(days=300), moderates=[1])
+    double.add_user("t2", "keeper", timedelta(days=300), moderates=[2])
+    config = _config(
+        tmp_path, double, 'uploads = "moderators"\nmoderator_community_min_age = "30d"\n'
+    )
+    args = ["--config", str(config), "rules", "check", "--activity", "upload_image", "--user"]
+    refused = runner.invoke(app, [*args, "squatter"])
+    assert refused.exit_code == 1, refused.output
+    assert "refused (uploads_disabled)" in refused.output
+    assert "roles user" in refused.output and "0 of them older" in refused.output
+    allowed = runner.invoke(app, [*args, "keeper"])
+    assert allowed.exit_code == 0, allowed.output

@@ -9,7 +9,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from tests.servers.lemmy_double import running_double
+from tests.servers.lemmy_double import lemmy_jwt, running_double
 from tests.servers.uvicorn_thread import ServedApp
 from warden.config import load_settings
 from warden.services import build_services
@@ -124,7 +124,7 @@ def test_authz_meters_native_invites_against_the_balance(services, lemmy):
     headers = {
         "X-Original-Method": "POST",
         "X-Original-URI": "/api/v4/account/invite",
-        "Authorization": "Bearer t-alice",
+        "Authorization": f"Bearer {lemmy_jwt('t-alice')}",
     }
     with http(services) as client:
         answers = [client.get("/authz", headers=headers) for _ in range(4)]

@@ -12,6 +12,7 @@ from warden.membership.gate import AccessGate, RuleSource
 from warden.membership.ratelimit import Claim, MemoryUsageCounter
 from warden.membership.requirements import (
     Activity,
+    ModeratedCommunity,
     RuleSyntaxError,
     UserFacts,
     describe_duration,
@@ -23,6 +24,7 @@ from warden.membership.rulebook import (
     RuleFileError,
     UploadsSwitch,
     judge,
+    lint_warnings,
     parse_rulebook,
 )
 
@@ -94,7 +96,7 @@ def test_any_with_nested_all(book: Rulebook) -> None:
         j.reason.message
     )
     assert judge(book, Activity.CREATE_COMMUNITY, person(timedelta(days=30)), NOW).allowed
-    moderator = person(timedelta(days=1), moderates=(4,))
+    moderator = person(timedelta(days=1), moderates=(ModeratedCommunity(4, NOW),))
     assert judge(book, Activity.CREATE_COMMUNITY, moderator, NOW).allowed
 
 
@@ -118,8 +120,8 @@ def test_custom_message_keeps_the_facts(book: Rulebook) -> None:
     [
         ("off", {"admin": True}, False),
         ("admins", {"admin": True}, True),
-        ("admins", {"moderates": (1,)}, False),
-        ("moderators", {"moderates": (1,)}, True),
+        ("admins", {"moderates": (ModeratedCommunity(1, NOW),)}, False),
+        ("moderators", {"moderates": (ModeratedCommunity(1, NOW),)}, True),
         ("moderators", {"admin": True}, True),
         ("moderators", {}, False),
         ("on", {}, True),
@@ -235,3 +237,73 @@ def test_gate_counts_and_reloads(tmp_path: Path) -> None:
     with pytest.raises(RuleFileError):
         source.reload()
     assert source.current().uploads is UploadsSwitch.OFF  # the good rules stay
+
+
+# -- item 4: moderators anyone can become ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "warned"),
+    [
+        ('uploads = "moderators"\n', True),
+        ("[rules.create_post]\nall = ['role in [\"moderator\"]']\n", True),
+        (
+            '[rules.upload_image]\nall = ["comments >= 5"]\n'
+            'rate_limit = { count = 1, per = "1d", unless = \'role == "moderator"\' }\n',
+            True,
+        ),
+        ('uploads = "moderators"\n[rules.create_community]\nall = ["account_age >= 30d"]\n', False),
+        ('uploads = "moderators"\nmoderator_community_min_age = "30d"\n', False),
+        ("[rules.create_post]\nall = ['role not in [\"moderator\"]']\n", False),
+        ('uploads = "admins"\n', False),
+        (RULES, False),  # create_community is gated there
+    ],
+)
+def test_lint_warns_when_moderators_are_trusted_and_anyone_can_become_one(
+    text: str, warned: bool
+) -> None:
+    warnings = lint_warnings(parse_rulebook(text))
+    assert bool(warnings) is warned
+    if warned:
+        assert "any account can become a moderator by creating a community" in warnings[0]
+        assert "community_creation_admin_only" in warnings[0]
+        assert "moderator_community_min_age" in warnings[0]
+
+
+def test_moderator_community_min_age_counts_only_old_communities() -> None:
+    book = parse_rulebook('uploads = "moderators"\nmoderator_community_min_age = "30d"\n')
+    assert book.moderator_community_min_age == timedelta(days=30)
+
+    def of(*communities: ModeratedCommunity) -> UserFacts:
+        return person(timedelta(days=400), moderates=communities)
+
+    fresh = of(ModeratedCommunity(1, NOW - timedelta(days=2)))
+    j = judge(book, Activity.UPLOAD_IMAGE, fresh, NOW)
+    assert not j.allowed and j.reason is not None and j.reason.code == "uploads_disabled"
+    assert judge(
+        book, Activity.UPLOAD_IMAGE, of(ModeratedCommunity(1, NOW - timedelta(days=30))), NOW
+    ).allowed
+    assert judge(
+        book,
+        Activity.UPLOAD_IMAGE,
+        of(
+            ModeratedCommunity(1, NOW - timedelta(days=1)),
+            ModeratedCommunity(2, NOW - timedelta(days=90)),
+        ),
+        NOW,
+    ).allowed
+    unknown = of(ModeratedCommunity(1, None))  # an age Lemmy did not give: not counted
+    assert not judge(book, Activity.UPLOAD_IMAGE, unknown, NOW).allowed
+    roles = parse_rulebook(
+        'moderator_community_min_age = "30d"\n[rules.create_post]\nall = [\'role in ["moderator"]\']\n'
+    )
+    assert not judge(roles, Activity.CREATE_POST, fresh, NOW).allowed
+    without = parse_rulebook('uploads = "moderators"\n')  # no setting: every community counts
+    assert judge(without, Activity.UPLOAD_IMAGE, fresh, NOW).allowed
+
+
+def test_moderator_community_min_age_must_be_a_duration() -> None:
+    with pytest.raises(RuleFileError, match=r"<rules>:2: not a duration"):
+        parse_rulebook('uploads = "on"\nmoderator_community_min_age = "soon"\n')
+    with pytest.raises(RuleFileError, match="must be a duration"):
+        parse_rulebook("moderator_community_min_age = 30\n")

@@ -27,6 +27,7 @@ from warden.membership.rulebook import (
     RuleFileError,
     UploadsSwitch,
     judge,
+    lint_warnings,
     parse_rulebook,
     rate_limited,
 )
@@ -86,6 +87,8 @@ class RuleSource:
             self._rulebook, self._mtime = rulebook, mtime
             self._checked = time.monotonic()
             log.info("rules loaded from %s (uploads %s)", self.path, rulebook.uploads.value)
+            for warning in lint_warnings(rulebook):
+                log.warning("rules file %s: %s", self.path, warning)
             return rulebook
 
     def _stat(self) -> int | None:

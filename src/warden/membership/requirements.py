@@ -17,7 +17,7 @@ import json
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -51,10 +51,22 @@ ROLES = ("admin", "moderator", "user")
 
 
 @dataclass(frozen=True)
+class ModeratedCommunity:
+    """A community the person moderates; `published` is when it was created (None: unknown)."""
+
+    id: int
+    published: datetime | None = None
+
+
+@dataclass(frozen=True)
 class UserFacts:
     """What Warden knows about one local account, as Lemmy reported it.
 
-    `moderates` holds the ids of the communities the person moderates.
+    `moderates` holds the communities the person moderates. Any account can
+    create a community and so moderate one (unless Lemmy's
+    `community_creation_admin_only` is on), which is why a rulebook can count
+    only communities older than `moderator_community_min_age`
+    (see `moderating_only_older_than`).
     """
 
     person_id: int
@@ -64,7 +76,7 @@ class UserFacts:
     posts: int
     admin: bool = False
     banned: bool = False
-    moderates: tuple[int, ...] = ()
+    moderates: tuple[ModeratedCommunity, ...] = ()
 
     @property
     def moderator(self) -> bool:
@@ -82,6 +94,18 @@ class UserFacts:
 
     def age(self, now: datetime) -> timedelta:
         return now - self.published
+
+    def moderating_only_older_than(self, min_age: timedelta | None, now: datetime) -> UserFacts:
+        """These facts with only the moderated communities at least `min_age` old.
+
+        A community of unknown age does not count (failing closed); None keeps all.
+        """
+        if min_age is None:
+            return self
+        kept = tuple(
+            c for c in self.moderates if c.published is not None and now - c.published >= min_age
+        )
+        return replace(self, moderates=kept)
 
 
 class RuleSyntaxError(ValueError):

@@ -11,6 +11,19 @@ An admin writes one TOML file::
     [rules.create_community]
     any = ['role in ["admin", "moderator"]', { all = ["account_age >= 30d", "posts >= 1"] }]
 
+    moderator_community_min_age = "30d"   # optional, before any [rules.*] table
+
+Any account can create a community on Lemmy and so become its moderator
+(community creation is open unless Lemmy's `community_creation_admin_only` is
+set: LemmyNet/lemmy 0.19.3 crates/api_crud/src/community/create.rs:50 and
+:103-108, 1.0.0-beta.1 crates/api/api_crud/src/community/create.rs:60 and
+:123-124; default false, 0.19.3
+migrations/2021-04-20-155001_limit-admins-create-community/up.sql:2), so everything granted to moderators (`uploads = "moderators"`, rules
+naming the `moderator` role) is granted to everyone unless `create_community`
+is gated. `moderator_community_min_age` counts only communities at least that
+old when deciding who is a moderator; `lint_warnings` says when a rulebook
+trusts moderators without either safeguard.
+
 `parse_rulebook` validates all of it at load and raises `RuleFileError` naming
 the file line of the first problem (tomllib keeps no positions, so the
 offending string is found again in the source text). `judge` is the pure
@@ -24,8 +37,8 @@ import json
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -35,7 +48,11 @@ from warden.errors import ConfigError
 from warden.membership.requirements import (
     Activity,
     ActivityRule,
+    AllOf,
+    AnyOf,
+    Condition,
     RateLimit,
+    RoleCondition,
     Rules,
     RuleSyntaxError,
     UserFacts,
@@ -74,11 +91,14 @@ class Rulebook:
 
     uploads: UploadsSwitch = UploadsSwitch.ON
     rules: Rules = field(default_factory=Rules)
+    #: only moderators of communities at least this old count as moderators
+    moderator_community_min_age: timedelta | None = None
 
     def with_uploads(self, uploads: UploadsSwitch | None) -> Rulebook:
-        return self if uploads is None else Rulebook(uploads=uploads, rules=self.rules)
+        return self if uploads is None else replace(self, uploads=uploads)
 
 
+_TOP_KEYS = {"uploads", "rules", "moderator_community_min_age"}
 _ACTIVITY_KEYS = {"all", "any", "rate_limit", "message"}
 _LIMIT_KEYS = {"count", "per", "unless"}
 
@@ -92,13 +112,28 @@ def parse_rulebook(text: str, source: str = "<rules>") -> Rulebook:
         line = int(found.group(1)) if found else None
         raise RuleFileError(source, line, f"not valid TOML: {exc}") from exc
     locate = _Locator(text)
-    unknown = sorted(set(data) - {"uploads", "rules"})
+    unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
         raise RuleFileError(
             source,
             locate.key(unknown[0]),
-            f"unknown setting {unknown[0]!r} (expected `uploads` and [rules.<activity>] tables)",
+            f"unknown setting {unknown[0]!r} (expected `uploads`, "
+            "`moderator_community_min_age` and [rules.<activity>] tables)",
         )
+    min_age = data.get("moderator_community_min_age")
+    if min_age is not None:
+        if not isinstance(min_age, str):
+            raise RuleFileError(
+                source,
+                locate.key("moderator_community_min_age"),
+                'moderator_community_min_age must be a duration such as "30d"',
+            )
+        try:
+            min_age = parse_duration(min_age)
+        except RuleSyntaxError as exc:
+            raise RuleFileError(
+                source, locate.key("moderator_community_min_age"), str(exc)
+            ) from None
     uploads = data.get("uploads", "on")
     try:
         switch = UploadsSwitch(uploads)
@@ -129,7 +164,48 @@ def parse_rulebook(text: str, source: str = "<rules>") -> Rulebook:
             raise RuleFileError(
                 source, locate.text(exc.text, after=line) or line, f"rules.{name}: {exc}"
             ) from None
-    return Rulebook(uploads=switch, rules=Rules(MappingProxyType(by_activity)))
+    return Rulebook(
+        uploads=switch,
+        rules=Rules(MappingProxyType(by_activity)),
+        moderator_community_min_age=min_age,
+    )
+
+
+def moderator_grants(rulebook: Rulebook) -> list[str]:
+    """Where the rulebook grants something to moderators (uploads switch, rule tables)."""
+    found = []
+    if rulebook.uploads is UploadsSwitch.MODERATORS:
+        found.append('uploads = "moderators"')
+    for activity, rule in rulebook.rules.by_activity.items():
+        conditions = [rule.requirement, *(limit.unless for limit in rule.rate_limits)]
+        if any(_trusts_moderators(c) for c in conditions if c is not None):
+            found.append(f"[rules.{activity.value}]")
+    return found
+
+
+def _trusts_moderators(condition: Condition) -> bool:
+    if isinstance(condition, RoleCondition):
+        return "moderator" in condition.roles and not condition.negate
+    if isinstance(condition, (AllOf, AnyOf)):
+        return any(_trusts_moderators(item) for item in condition.items)
+    return False
+
+
+def lint_warnings(rulebook: Rulebook) -> list[str]:
+    """What makes a valid rulebook weaker than it looks (printed by `warden rules lint`)."""
+    grants = moderator_grants(rulebook)
+    create = rulebook.rules.get(Activity.CREATE_COMMUNITY)
+    gated = create is not None and create.requirement is not None
+    if not grants or gated or rulebook.moderator_community_min_age is not None:
+        return []
+    return [
+        f"{' and '.join(grants)} trust moderators, but any account can become a moderator "
+        "by creating a community: Lemmy lets every user create communities unless its "
+        "community_creation_admin_only is on, and [rules.create_community] has no requirement "
+        "here. Add requirements to [rules.create_community] (e.g. all = "
+        '["account_age >= 30d", "posts >= 1"]), or set moderator_community_min_age = "30d" '
+        "so that only moderators of communities at least that old count."
+    ]
 
 
 def _activity_rule(activity: Activity, table: Mapping[str, Any]) -> ActivityRule:
@@ -217,6 +293,7 @@ class Judgement:
 
 def judge(rulebook: Rulebook, activity: Activity, facts: UserFacts, now: datetime) -> Judgement:
     """May `facts` do `activity` at `now`? Admins meet every requirement (uploads `off` binds everyone)."""
+    facts = facts.moderating_only_older_than(rulebook.moderator_community_min_age, now)
     detail: dict[str, Any] = {"activity": activity.value, "person": facts.name}
     if activity is Activity.UPLOAD_IMAGE:
         refusal = _uploads_refusal(rulebook.uploads, facts)

@@ -2,7 +2,14 @@
 
 - `GET /api/v3/site` → GetSiteResponse.my_user: MyUserInfo
   {local_user_view: {local_user: {admin}, person: {id, name, published, banned},
-  counts: {post_count, comment_count}}, moderates: [CommunityModeratorView]}
+  counts: {post_count, comment_count}}, moderates: [CommunityModeratorView
+  {community: {id, published}}]}. It never refuses a token: Lemmy's session
+  middleware drops a token it cannot use (bad signature, revoked, banned or
+  deleted person) and the site is answered as to anyone, 200 without `my_user`
+  (LemmyNet/lemmy 0.19.3 src/session_middleware.rs:67-77, crates/api/src/lib.rs:145-155,
+  crates/api_common/src/utils.rs:148-159, crates/api_crud/src/site/read.rs:29-32
+  and :65; the same in 0.19.5). That is the only "not logged in" it gives;
+  a 400 is any error at all, the rate limit included.
 - `GET /api/v3/user?username=` → GetPersonDetailsResponse
   {person_view: {person, counts, is_admin}, moderates}
 - `POST /api/v3/user/login` Login {username_or_email, password, totp_2fa_token}
@@ -22,14 +29,15 @@ from __future__ import annotations
 from typing import Any
 
 from warden.adapters.lemmy.client import (
-    TOKEN_REFUSED,
     Application,
     BanEvent,
     LemmyApi,
-    community_ids,
+    error_code,
+    major_version,
+    moderated_communities,
     parse_time,
 )
-from warden.errors import LemmyError
+from warden.errors import LemmyApiMismatch, LemmyError, LemmyUnavailable
 from warden.membership.requirements import UserFacts
 
 
@@ -37,15 +45,19 @@ class LemmyV3(LemmyApi):
     version = "v3"
     login_path = "/api/v3/user/login"
 
-    async def my_user(self, token: str) -> UserFacts | None:
-        status, body = await self._get("/api/v3/site", token)
-        if status in TOKEN_REFUSED:
-            return None
-        if status != 200 or not isinstance(body, dict):
-            raise LemmyError(f"GET /api/v3/site answered {status}")
+    async def my_user(self, token: str, client_ip: str | None = None) -> UserFacts | None:
+        status, body = await self._get("/api/v3/site", token, client_ip=client_ip)
+        if status != 200 or not isinstance(body, dict) or "site_view" not in body:
+            code = error_code(body) or "no site in the body"
+            raise LemmyUnavailable(f"GET /api/v3/site answered {status} ({code})")
+        major = major_version(body.get("version"))
+        if major is not None and major >= 1:
+            # Lemmy 1.0's v3 layer reports admin false and no moderated communities
+            # (1.0.0-beta.1 crates/api/routes_v3/src/convert.rs:165 and :348)
+            raise LemmyApiMismatch(f"Lemmy {body.get('version')} must be asked through API v4")
         my_user = body.get("my_user")
-        if not my_user:
-            return None  # Lemmy did not recognise the token
+        if my_user is None:
+            return None  # Lemmy could not use the token: it logs nobody in
         try:
             view = my_user["local_user_view"]
             return _facts(
@@ -141,5 +153,5 @@ def _facts(person: Any, counts: Any, admin: Any, moderates: Any) -> UserFacts:
         posts=int(counts["post_count"]),
         admin=bool(admin),
         banned=bool(person["banned"]),
-        moderates=community_ids(moderates),
+        moderates=moderated_communities(moderates, "published"),
     )

@@ -2,7 +2,13 @@
 
 - `GET /api/v4/account` → MyUserInfo {local_user_view: {local_user: {admin},
   person: {id, name, published_at, post_count, comment_count}, banned},
-  moderates: [CommunityModeratorView]}
+  moderates: [CommunityModeratorView {community: {id, published_at}}]}
+  (LemmyNet/lemmy 1.0.0-beta.1 crates/api/routes/src/lib.rs:360-362). A token
+  that logs nobody in is dropped by the session middleware
+  (crates/routes/src/middleware/session.rs:68-78) and the handler's
+  LocalUserView extractor answers 401 `incorrect_login`
+  (crates/db_views/local_user/src/impls.rs:215-224, crates/utils/src/error.rs:229).
+  Only that is "not logged in"; 400 is any other error, 429 the rate limit.
 - `GET /api/v4/person?username=` → GetPersonDetailsResponse
   {person_view: {person, is_admin, banned}, moderates}
 
@@ -29,29 +35,35 @@ from datetime import datetime
 from typing import Any
 
 from warden.adapters.lemmy.client import (
-    TOKEN_REFUSED,
     Application,
     BanEvent,
     LemmyApi,
     LocalUserRef,
     NativeInvite,
-    community_ids,
+    error_code,
+    moderated_communities,
     parse_time,
 )
-from warden.errors import LemmyError
+from warden.errors import LemmyError, LemmyUnavailable
 from warden.membership.requirements import UserFacts
+
+#: The error codes with which 1.0 says a token logs nobody in: the extractor's
+#: `incorrect_login` (1.0.0-beta.1 crates/db_views/local_user/src/impls.rs:222),
+#: and `not_logged_in` (crates/utils/src/error.rs:37) should a handler check itself.
+NOT_LOGGED_IN = frozenset({"incorrect_login", "not_logged_in"})
 
 
 class LemmyV4(LemmyApi):
     version = "v4"
     login_path = "/api/v4/account/auth/login"
 
-    async def my_user(self, token: str) -> UserFacts | None:
-        status, body = await self._get("/api/v4/account", token)
-        if status in TOKEN_REFUSED:
+    async def my_user(self, token: str, client_ip: str | None = None) -> UserFacts | None:
+        status, body = await self._get("/api/v4/account", token, client_ip=client_ip)
+        if status == 401 and error_code(body) in NOT_LOGGED_IN:
             return None
         if status != 200 or not isinstance(body, dict):
-            raise LemmyError(f"GET /api/v4/account answered {status}")
+            code = error_code(body) or "no body"
+            raise LemmyUnavailable(f"GET /api/v4/account answered {status} ({code})")
         try:
             view = body["local_user_view"]
             return _facts(
@@ -201,5 +213,5 @@ def _facts(person: Any, admin: Any, banned: Any, moderates: Any) -> UserFacts:
         posts=int(person["post_count"]),
         admin=bool(admin),
         banned=bool(banned),
-        moderates=community_ids(moderates),
+        moderates=moderated_communities(moderates, "published_at"),
     )

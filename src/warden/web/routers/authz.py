@@ -14,9 +14,11 @@ import logging
 
 from fastapi import APIRouter, Request, Response
 
+from warden.adapters.lemmy.credentials import CredentialKind, Credentials, read_credentials
+from warden.adapters.lemmy.forwarding import client_address
 from warden.adapters.lemmy.routes import activity_for
 from warden.domain.policy import FailMode
-from warden.errors import UpstreamError
+from warden.errors import LemmyRateLimited, UpstreamError
 from warden.membership.gate import utc_now
 from warden.membership.requirements import Activity, UserFacts
 from warden.web.deps import ServicesDep
@@ -26,13 +28,11 @@ PROBE_HEADER = "x-warden-probe"
 log = logging.getLogger(__name__)
 
 
-def request_token(request: Request) -> str | None:
-    """The Lemmy token of the original request: `Authorization: Bearer`, else the `jwt` cookie."""
-    auth = request.headers.get("authorization", "")
-    scheme, _, value = auth.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.cookies.get("jwt") or None
+def request_credentials(request: Request) -> Credentials:
+    """The Lemmy login of the original request, read from the raw headers exactly as
+    Lemmy reads it (every repeated `Authorization` and `Cookie` header counts; see
+    `warden.adapters.lemmy.credentials`)."""
+    return read_credentials(request.headers.raw)
 
 
 def _allow(note: str) -> Response:
@@ -54,31 +54,37 @@ async def authz(request: Request, services: ServicesDep) -> Response:
     the Lemmy-style JSON error built from `X-Warden-Error` / `X-Warden-Message`.
 
     Requests Warden does not rule on (other methods and paths) and anonymous
-    ones (Lemmy refuses those itself) get 204 without asking Lemmy. When Lemmy
-    cannot say who is asking, `rules.fail_mode` decides: closed (default)
-    answers 403 `lemmy_unavailable`, open answers 204 and logs it.
+    ones (Lemmy refuses those itself) get 204 without asking Lemmy. On a mapped
+    activity, a login Lemmy cannot read or does not accept gets 403
+    `incorrect_login` (Lemmy's own answer), several logins that disagree 403
+    `ambiguous_login`: Warden judges exactly the account Lemmy acts as, or
+    refuses. When Lemmy cannot say who is asking, `rules.fail_mode` decides:
+    closed (default) answers 403 `lemmy_unavailable`, open answers 204 and logs it.
     """
     if request.headers.get(PROBE_HEADER):  # `warden doctor` checking that nginx asks us
         return _refuse("warden_probe", "nginx asked Warden: the auth_request snippet is active")
     method = request.headers.get("x-original-method", "")
     uri = request.headers.get("x-original-uri", "")
     activity = activity_for(method, uri)
-    token = request_token(request)
-    if activity is None or token is None or services.access is None or services.identity is None:
+    if activity is None or services.access is None or services.identity is None:
         return _allow("pass")
+    credentials = request_credentials(request)
+    if credentials.kind is CredentialKind.NONE:
+        return _allow("anonymous")  # Lemmy refuses it itself (incorrect_login)
+    token = credentials.token
+    if token is None:  # a login Lemmy cannot read, or several that disagree
+        log.info("authz refused %s: %s (%s)", activity.value, credentials.code, credentials.detail)
+        return _refuse(credentials.code, credentials.message)
     try:
-        facts = await services.identity.facts(token)
+        facts = await services.identity.facts(token, client_ip=lemmy_client_ip(request))
     except UpstreamError as exc:
-        if services.settings.rules.fail_mode is FailMode.OPEN:
-            log.warning("authz %s let through, fail-open: %s", activity.value, exc)
-            return _allow("fail-open")
-        log.warning("authz %s refused, fail-closed: %s", activity.value, exc)
+        return _upstream_failed(services, activity, exc)
+    if facts is None:  # Lemmy does not accept the token: it would refuse the request
+        log.info("authz refused %s: Lemmy does not accept the token", activity.value)
         return _refuse(
-            "lemmy_unavailable",
-            "Your account cannot be checked right now; please try again in a moment.",
+            "incorrect_login",
+            "Lemmy does not accept your login (expired or logged out); log in again.",
         )
-    if facts is None:
-        return _allow("anonymous")
     judgement = services.access.decide(activity, facts)
     if judgement.allowed or judgement.reason is None:
         if activity is Activity.CREATE_INVITE and services.invites is not None:
@@ -86,6 +92,33 @@ async def authz(request: Request, services: ServicesDep) -> Response:
         return _allow("allow")
     log.info("authz refused %s for %s: %s", activity.value, facts.name, judgement.reason.code)
     return _refuse(judgement.reason.code, judgement.reason.message)
+
+
+def lemmy_client_ip(request: Request) -> str | None:
+    """The address Lemmy would rate-limit the original request under (see `forwarding`)."""
+    headers = request.headers
+    return client_address(
+        headers.getlist("forwarded"), headers.get("x-forwarded-for"), headers.get("x-real-ip")
+    )
+
+
+def _upstream_failed(services: ServicesDep, activity: Activity, exc: UpstreamError) -> Response:
+    """Lemmy could not say who is asking (outage, rate limit, an unreadable answer):
+    never "anonymous"; `rules.fail_mode` decides (closed by default)."""
+    if services.settings.rules.fail_mode is FailMode.OPEN:
+        log.warning("authz %s let through, fail-open: %s", activity.value, exc)
+        return _allow("fail-open")
+    log.warning("authz %s refused, fail-closed: %s", activity.value, exc)
+    if isinstance(exc, LemmyRateLimited):
+        return _refuse(
+            "lemmy_unavailable",
+            "Lemmy is rate-limiting requests from your address, so your account cannot "
+            "be checked; please wait a minute and try again.",
+        )
+    return _refuse(
+        "lemmy_unavailable",
+        "Your account cannot be checked right now; please try again in a moment.",
+    )
 
 
 async def _meter_invite(services: ServicesDep, facts: UserFacts) -> Response:
