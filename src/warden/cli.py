@@ -152,6 +152,10 @@ def serve(
         host=host or settings.server.host,
         port=port or settings.server.port,
         log_level="info",
+        # the peer address decides server.proxy_allow_from and pictrs_allow_from;
+        # Lemmy adds X-Forwarded-For: <its peer> to what it sends pict-rs, which
+        # uvicorn would otherwise put in its place (see web/routers/pictrs.py)
+        proxy_headers=False,
     )
 
 

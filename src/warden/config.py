@@ -138,7 +138,22 @@ class ServerSettings(BaseModel):
     deadline_ms: int = Field(
         25_000,
         gt=0,
-        description="Longest a validation may take before the failure mode answers (keep it below pict-rs's 30 s client timeout).",
+        description="Longest a scan through /api/v1/scan may take before the failure mode answers (the validation hook has its own deadlines per source, below).",
+    )
+    deadline_upload_ms: int = Field(
+        25_000,
+        gt=0,
+        description="Longest the validation hook may take for a local upload before the failure mode answers: below Lemmy's 30 s upload wait (0.19 pictrs.upload_timeout, 1.0 image_upload_timeout_seconds) and pict-rs's media.external_validation_timeout (30 s).",
+    )
+    deadline_remote_ms: int = Field(
+        5_000,
+        gt=0,
+        description="The same for a remote image pict-rs fetches for Lemmy (/image/download, ?proxy=): Lemmy waits only 10 s for the whole fetch, pict-rs's download included.",
+    )
+    deadline_ingest_ms: int = Field(
+        5_000,
+        gt=0,
+        description="The same when the ingest proxy cannot tell uploads from remote fetches (both in flight, or Lemmy not pointed at /pictrs-proxy): the shorter wait is the safe one.",
     )
     batch_window_ms: float = Field(
         4.0, ge=0, description="How long a scan waits for others to share one model call."
@@ -149,8 +164,34 @@ class ServerSettings(BaseModel):
     )
     pictrs_allow_from: list[str] = Field(
         default_factory=list,
-        description="If set, /pictrs/validate only answers these client addresses or networks.",
+        description="If set, /pictrs/validate only answers these client addresses or networks (pict-rs's).",
     )
+    proxy_allow_from: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="Client addresses or networks of the Lemmy backends that may use the ingest proxy /pictrs-proxy (Lemmy's pictrs.url); empty refuses everyone. Loopback by default: list Lemmy's container or host address when it runs elsewhere.",
+    )
+
+    def hook_deadline_s(self, source: str) -> float:
+        """The validation hook's deadline for media from `source` (upload, remote, ingest)."""
+        by_source = {
+            "upload": self.deadline_upload_ms,
+            "remote": self.deadline_remote_ms,
+            "ingest": self.deadline_ingest_ms,
+        }
+        return by_source.get(source, self.deadline_ingest_ms) / 1000
+
+    @field_validator("pictrs_allow_from", "proxy_allow_from")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        """Refuse a typo at start-up rather than answering 403 to everyone later."""
+        import ipaddress
+
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an IP address or network") from exc
+        return value
 
 
 class DatabaseSettings(BaseModel):
@@ -218,14 +259,14 @@ class FederatedSettings(BaseModel):
     )
     local_hosts: list[str] = Field(
         default_factory=list,
-        description="Host names under which this instance serves /pictrs/image/ URLs (e.g. lemmy.example.org).",
+        description="Host names under which this instance serves its images, /pictrs/image/ (0.19) or /api/v4/image/ (1.0) URLs (e.g. lemmy.example.org).",
     )
     purge_rate: float = Field(
         10.0, ge=0, description="Most pict-rs purges per second (0 = unlimited)."
     )
     remote_media: Literal["block", "scan", "allow"] = Field(
         "block",
-        description="Remote images Lemmy asks pict-rs to cache: block (never fetched; Lemmy links the origin), scan (through the full gate), allow (scanned, but accepted when no decision can be reached). Needs Lemmy's pictrs.url pointed at /pictrs-proxy.",
+        description="Remote images Lemmy asks pict-rs to cache: block (never fetched; Lemmy links the origin), scan (through the full gate), allow (scanned, but accepted when no decision can be reached). Needs Lemmy's pictrs.url pointed at http://<warden>:8790/pictrs-proxy/ (trailing slash).",
     )
 
 

@@ -228,3 +228,85 @@ def test_transparent_png_is_composited_on_white():
     img = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
     media = decode(encode(img, "PNG"), LIMITS)
     assert media.frames[0].image.getpixel((5, 5)) == (255, 255, 255)
+
+
+# -- JPEG XL: pict-rs stores it as uploaded (robinst/pict-rs 31049d3 src/formats/image.rs:40-55)
+
+
+def _jxl(image: Image.Image, **params: object) -> bytes:
+    import pillow_jxl  # noqa: F401 - registers the encoder with Pillow
+
+    return encode(image, "JXL", **params)
+
+
+class _BitWriter:
+    """JPEG XL bit order: least-significant bit first (libjxl lib/jxl/enc_bit_writer)."""
+
+    def __init__(self) -> None:
+        self.bits: list[int] = []
+
+    def write(self, count: int, value: int) -> _BitWriter:
+        self.bits += [(value >> i) & 1 for i in range(count)]
+        return self
+
+    def done(self) -> bytes:
+        padded = self.bits + [0] * (-len(self.bits) % 8)
+        return bytes(
+            sum(bit << i for i, bit in enumerate(padded[n : n + 8]))
+            for n in range(0, len(padded), 8)
+        )
+
+
+def _codestream_header(width: int, height: int, *, animated: bool = False) -> bytes:
+    """FF 0A, a SizeHeader (not small, U32 selector 3: 30 bits + 1, ratio 0) and
+    ImageMetadata, as libjxl's SizeHeader/ImageMetadata::VisitFields write them."""
+    bits = _BitWriter().write(1, 0).write(2, 3).write(30, height - 1)
+    bits.write(3, 0).write(2, 3).write(30, width - 1)
+    if animated:  # all_default 0, extra_fields 1, orientation, no size, no preview
+        bits.write(1, 0).write(1, 1).write(3, 0).write(1, 0).write(1, 0).write(1, 1)
+    else:
+        bits.write(1, 1)
+    return b"\xff\x0a" + bits.done() + bytes(range(64))
+
+
+@pytest.mark.parametrize("container", [False, True], ids=["codestream", "container"])
+def test_jpeg_xl_decodes(container):
+    data = _jxl(gradient(300, 201), quality=80, use_container=container)
+    assert sniff(data).name == "jxl"
+    media = decode(data, LIMITS)
+    assert (media.info.format, media.info.mime) == ("jxl", "image/jxl")
+    assert (media.info.width, media.info.height) == (300, 201)
+    assert media.frames[0].image.mode == "RGB"
+
+
+def test_jpeg_xl_limits_apply_before_the_plugin_decodes(monkeypatch):
+    """The plugin decodes the whole image inside Image.open: the header comes first."""
+    from pillow_jxl import JpegXLImagePlugin
+
+    data = _jxl(gradient(640, 480), quality=80)
+
+    def never(self: object) -> None:
+        raise AssertionError("the JXL plugin decoded a file over the limits")
+
+    monkeypatch.setattr(JpegXLImagePlugin.JXLImageFile, "_open", never)
+    with pytest.raises(errors.BadDimensions, match="640x480"):
+        decode(data, DecodeLimits(max_side=600))
+    with pytest.raises(errors.TooManyPixels):
+        decode(data, DecodeLimits(max_pixels=100_000))
+
+
+def test_jpeg_xl_header_declaring_a_huge_image_is_refused_unread():
+    with pytest.raises(errors.BadDimensions, match="40000x40000"):
+        decode(_codestream_header(40_000, 40_000), LIMITS)
+    with pytest.raises(errors.TooManyPixels):
+        decode(_codestream_header(20_000, 20_000), LIMITS)
+
+
+def test_jpeg_xl_animation_is_refused_rather_than_half_scanned():
+    with pytest.raises(errors.UnsupportedFormat, match="animation"):
+        decode(_codestream_header(64, 64, animated=True), LIMITS)
+
+
+def test_truncated_jpeg_xl_header_is_refused_as_truncated():
+    with pytest.raises(errors.TruncatedMedia):
+        decode(b"\xff\x0a\x00", LIMITS)

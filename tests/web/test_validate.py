@@ -27,7 +27,7 @@ async def _client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
 def test_pictrs_stores_accepted_media_and_not_refused_media(
     tmp_path, db_url, classifier, astronaut, gate_services
 ):
-    pictrs = PictrsDouble("http://127.0.0.1:1/unset", timeout_s=10)
+    pictrs = PictrsDouble(None, timeout_s=10)
     served = ServedApp(pictrs.app())
     served.start()
     settings = gate_settings(
@@ -49,9 +49,16 @@ def test_pictrs_stores_accepted_media_and_not_refused_media(
         served.stop()
         warden.stop()
     assert ok.status_code == 201 and ok.json()["msg"] == "ok"
-    assert refused.status_code == 400 and refused.json()["code"] == "validation-failed"
+    # pict-rs turns any non-2xx from the hook into its own 400 (tests/servers/pictrs.py)
+    assert refused.status_code == 400 and refused.json() == {
+        "msg": "Failed external validation",
+        "code": "failed-external-validation",
+    }
     assert list(pictrs.stored.values()) == [ordinary]
-    assert pictrs.validation_calls == [("image/png", 200), ("image/jpeg", 422)]
+    assert [(c.content_type, c.status) for c in pictrs.validation_calls] == [
+        ("image/png", 200),
+        ("image/jpeg", 422),
+    ]
 
     assert services.decisions is not None and services.evidence is not None
     accepted, rejected = sorted(services.decisions.recent(), key=lambda r: r.id)
@@ -109,7 +116,9 @@ async def test_missing_model_fails_open_when_configured(settings_factory, gate_s
 
 
 async def test_deadline_exceeded_answers_scan_timeout(settings_factory, gate_services, classifier):
-    settings = settings_factory(server={"deadline_ms": 1}, federated={"remote_media": "scan"})
+    settings = settings_factory(
+        server={"deadline_remote_ms": 1}, federated={"remote_media": "scan"}
+    )
     services = gate_services(settings, classifier)
     async for client in _client(services):
         answer = await client.post(
@@ -119,6 +128,26 @@ async def test_deadline_exceeded_answers_scan_timeout(settings_factory, gate_ser
     assert services.decisions is not None
     [record] = services.decisions.recent()
     assert record.verdict.codes == ["scan_timeout"] and record.source == "remote"
+
+
+async def test_each_source_has_its_own_deadline(settings_factory, gate_services, classifier):
+    """Lemmy waits 10 s for a remote fetch and 30 s for an upload (LemmyNet/lemmy 0.19.3
+    crates/utils/src/lib.rs:24 with crates/api_common/src/request.rs:137, and
+    crates/routes/src/images.rs:110): a slow scan may finish for an upload and must
+    give up sooner for a remote fetch. The API keeps server.deadline_ms."""
+    settings = settings_factory(
+        server={"deadline_remote_ms": 1, "deadline_upload_ms": 60_000, "deadline_ms": 1},
+        federated={"remote_media": "scan"},
+    )
+    assert settings.server.hook_deadline_s("ingest") == 5.0  # default: the shorter wait
+    services = gate_services(settings, classifier)
+    body = encode(gradient(2000, 1500))
+    async for client in _client(services):
+        remote = await client.post("/pictrs/validate", content=body, params={"source": "remote"})
+        upload = await client.post("/pictrs/validate", content=body, params={"source": "upload"})
+    assert remote.status_code == 503 and remote.json()["error"] == "scan_timeout"
+    assert "1 ms" in remote.json()["message"]
+    assert upload.status_code == 200 and upload.json()["decision"] == "accept"
 
 
 async def test_body_over_the_limit_is_refused_unread(settings_factory, gate_services, classifier):

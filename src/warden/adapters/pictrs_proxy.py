@@ -3,8 +3,8 @@
 pict-rs calls the validation hook with the bytes only: an upload and a remote
 image Lemmy asked it to cache look the same there. Warden therefore sits
 between Lemmy and pict-rs (Lemmy's `pictrs.url` points at
-`http://<warden>/pictrs-proxy`) and forwards every request unchanged, streaming
-both ways, with two exceptions:
+`http://<warden>:8790/pictrs-proxy/`) and forwards every request unchanged,
+streaming both ways, with two exceptions:
 
 - `GET /image/download?url=...` and `GET /image/...?proxy=...` (remote fetches)
   obey `federated.remote_media`:
@@ -83,12 +83,39 @@ class IngestTracker:
         return "ingest"
 
 
+#: What Lemmy appends to `pictrs.url` (see web/routers/pictrs_proxy.py for the
+#: citations): `image...`, `internal/...`, `healthz`.
+_JOINED = ("image", "internal/", "healthz")
+
+
+def pictrs_path(path: str) -> str | None:
+    """The pict-rs path for what followed `/pictrs-proxy` in the request, or None.
+
+    `/image/download` (Lemmy's `pictrs.url` with a trailing slash) and `image/download`
+    (without one: Lemmy concatenates) both mean pict-rs's `/image/download`. Repeated
+    slashes are folded, so what is classified here is what pict-rs is sent.
+    """
+    if path.startswith("/"):
+        rest = path.lstrip("/")
+    elif path.startswith(_JOINED):
+        rest = path
+    else:
+        return None
+    while "//" in rest:
+        rest = rest.replace("//", "/")
+    return "/" + rest
+
+
 def ingest_kind(method: str, path: str, query: Mapping[str, str] | None = None) -> str | None:
     """Which pict-rs requests ingest media: `upload`, `remote`, or None.
 
     Remote: `GET /image/download?url=` (Lemmy caching a federated image or link
-    preview) and any `GET /image/...?proxy=<url>` (pict-rs's proxy mode, which
-    Lemmy's `image_mode = ProxyAllImages` uses: pict-rs fetches and keeps it).
+    preview: LemmyNet/lemmy 0.19.5 crates/api_common/src/request.rs:288-299, 1.0
+    main crates/api/api_utils/src/request.rs:483-495) and any `GET /image/...?proxy=`
+    (pict-rs's proxy mode, which Lemmy's `image_mode = ProxyAllImages` uses: pict-rs
+    fetches and keeps it; 0.19.9 crates/api_common/src/request.rs:478, :491, 1.0
+    crates/routes/src/images/download.rs:82-92). Upload: `POST /image` (0.19.3
+    crates/routes/src/images.rs:102, 1.0 crates/routes/src/images/upload.rs:194).
     """
     clean = "/" + path.strip("/")
     if method == "POST" and clean in ("/image", "/image/backgrounded"):

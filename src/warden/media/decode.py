@@ -38,6 +38,7 @@ from warden.errors import (
     TruncatedMedia,
     UnsupportedFormat,
 )
+from warden.media import jxl
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ FORMATS = {
         Format("tiff", "image/tiff", "TIFF"),
         Format("avif", "image/avif", "AVIF"),
         Format("heic", "image/heic", "HEIF"),
+        Format("jxl", "image/jxl", "JXL"),
     )
 }
 
@@ -140,6 +142,8 @@ def sniff(data: bytes) -> Format:
         return FORMATS["bmp"]
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return FORMATS["tiff"]
+    if jxl.is_jxl(head):
+        return FORMATS["jxl"]
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         compatible = {head[i : i + 4] for i in range(16, min(len(head), 64), 4)}
@@ -157,7 +161,7 @@ def sniff(data: bytes) -> Format:
         kind = "an SVG image" if b"<svg" in data[:4096].lower() else "markup (HTML/XML/SVG)"
         raise UnsupportedFormat(f"not an accepted image: {kind}; SVG and markup can carry scripts")
     raise UnsupportedFormat(
-        "not a recognised image format (JPEG, PNG, GIF, WebP, AVIF, HEIC, BMP, TIFF)"
+        "not a recognised image format (JPEG, PNG, GIF, WebP, AVIF, HEIC, JPEG XL, BMP, TIFF)"
     )
 
 
@@ -182,18 +186,35 @@ def check_polyglot(data: bytes, fmt: Format) -> None:
 def _register_plugins() -> bool:
     """Prepare Pillow once, on first use rather than at import.
 
-    Teaches it HEIC (pillow-heif), and hands pixel limits to Warden: Pillow's
-    own decompression-bomb check is a process-wide constant that fires inside
-    `Image.open` with its own wording, while `_decode` checks the configured
-    limits from every header before any pixel is decoded and says which limit.
+    Teaches it HEIC (pillow-heif) and JPEG XL (pillow-jxl-plugin), and hands
+    pixel limits to Warden: Pillow's own decompression-bomb check is a
+    process-wide constant that fires inside `Image.open` with its own wording,
+    while `_decode` checks the configured limits from every header before any
+    pixel is decoded and says which limit.
     """
     Image.MAX_IMAGE_PIXELS = None
+    jxl_decoder()
     try:
         import pillow_heif
 
         pillow_heif.register_heif_opener()
     except ImportError:  # pragma: no cover - pillow-heif is a dependency
         return False
+    return True
+
+
+@functools.cache
+def jxl_decoder() -> bool:
+    """Whether JPEG XL can be decoded here (pillow-jxl-plugin, a dependency).
+
+    Importing the plugin registers it with Pillow; its decoder then runs on one
+    thread (it would use every core), like the other decoders in the pool.
+    """
+    try:
+        from pillow_jxl import JpegXLImagePlugin
+    except ImportError:
+        return False
+    JpegXLImagePlugin.DECODE_THREADS = 0
     return True
 
 
@@ -284,9 +305,7 @@ def decode(data: bytes, limits: DecodeLimits) -> DecodedMedia:
         raise TooManyPixels(f"{fmt.name} image needs more memory than allowed") from exc
 
 
-def _decode(data: bytes, fmt: Format, limits: DecodeLimits, deadline: _Deadline) -> DecodedMedia:
-    image = Image.open(io.BytesIO(data), formats=[fmt.pillow])
-    width, height = image.size
+def _check_size(fmt: Format, width: int, height: int, limits: DecodeLimits) -> None:
     if width <= 0 or height <= 0:
         raise BadDimensions(f"{fmt.name} header declares {width}x{height} pixels")
     if width > limits.max_side or height > limits.max_side:
@@ -298,6 +317,29 @@ def _decode(data: bytes, fmt: Format, limits: DecodeLimits, deadline: _Deadline)
             f"{fmt.name} header declares {width}x{height} = {width * height:,} pixels; "
             f"the limit is {limits.max_pixels:,}"
         )
+
+
+def _check_jxl(data: bytes, fmt: Format, limits: DecodeLimits) -> None:
+    """The JPEG XL plugin decodes inside `Image.open` and shows one frame: check first."""
+    if not jxl_decoder():
+        raise UnsupportedFormat(
+            "jxl: no JPEG XL decoder is installed (pillow-jxl-plugin); have pict-rs "
+            "convert uploads with PICTRS__MEDIA__IMAGE__FORMAT"
+        )
+    header = jxl.read_header(data)
+    _check_size(fmt, header.width, header.height, limits)
+    if header.animated:
+        raise UnsupportedFormat(
+            "jxl animation: only its first frame could be scanned, so it is refused"
+        )
+
+
+def _decode(data: bytes, fmt: Format, limits: DecodeLimits, deadline: _Deadline) -> DecodedMedia:
+    if fmt.name == "jxl":
+        _check_jxl(data, fmt, limits)
+    image = Image.open(io.BytesIO(data), formats=[fmt.pillow])
+    width, height = image.size
+    _check_size(fmt, width, height, limits)
     frame_count = int(getattr(image, "n_frames", 1) or 1)
     if frame_count > limits.max_frames:
         raise TooManyFrames(

@@ -74,15 +74,19 @@ class MediaGate:
             return self.scanner.finish([item])[0]  # decided without the model: no model call
         return await self.batcher.submit(item)
 
-    async def check(self, data: bytes, context: ScanContext) -> GateOutcome:
-        """Scan, record and (when due) preserve; the answer to give."""
+    async def check(
+        self, data: bytes, context: ScanContext, *, deadline_s: float | None = None
+    ) -> GateOutcome:
+        """Scan, record and (when due) preserve; the answer to give. `deadline_s`
+        overrides the gate's deadline (the hook's differs per source)."""
         started = time.perf_counter()
         holder: list[Prepared] = []
+        limit = self.deadline_s if deadline_s is None else deadline_s
         try:
-            verdict = await asyncio.wait_for(self._scan(data, context, holder), self.deadline_s)
+            verdict = await asyncio.wait_for(self._scan(data, context, holder), limit)
         except TimeoutError:
             item = holder[0] if holder else Prepared(context, hashing.sha256(data), len(data))
-            error = ScanTimeout(f"no decision within the {self.deadline_s * 1000:.0f} ms deadline")
+            error = ScanTimeout(f"no decision within the {limit * 1000:.0f} ms deadline")
             verdict = self.scanner.failure(item, error)
             log.warning("scan_timeout for %s (%s)", item.sha256, context.source)
         return await self._settle(verdict, context, data, started)

@@ -1,9 +1,12 @@
 """`POST /pictrs/validate`: the endpoint pict-rs's `external_validation` calls.
 
-pict-rs POSTs the media it is about to store (after its own processing) as the
-raw body with its Content-Type, for user uploads and for remote images Lemmy
-asks it to cache alike, and stores it only when the answer is 2xx. Any other
-status makes pict-rs fail the ingest; our JSON body says why, for its logs.
+pict-rs POSTs the media it is about to store (after its own processing: the
+bytes it stored, streamed chunked, with the output format's Content-Type) for
+user uploads and for remote images Lemmy asks it to cache alike
+(robinst/pict-rs 31049d3 = v0.5.16 src/ingest.rs:195-213; 07d6231 = v0.5.6
+src/ingest.rs:186-204), and stores it only when the answer is 2xx. Any other
+status becomes pict-rs's own 400 `failed-external-validation`
+(src/error.rs:175, :216, :276); our JSON body reaches only Warden's own log.
 """
 
 from __future__ import annotations
@@ -30,22 +33,26 @@ def _allowed(services: Services, request: Request, secret: str | None) -> bool:
         expected = server.pictrs_secret.get_secret_value().encode()
         if secret is None or not hmac.compare_digest(secret.encode(), expected):
             return False
-    return address_allowed(services, request)
+    return not server.pictrs_allow_from or client_in(request, server.pictrs_allow_from)
 
 
-def address_allowed(services: Services, request: Request) -> bool:
-    """True when `server.pictrs_allow_from` is empty or holds the caller's address."""
-    server = services.settings.server
-    if server.pictrs_allow_from:
-        host = request.client.host if request.client else ""
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        nets = [ipaddress.ip_network(n, strict=False) for n in server.pictrs_allow_from]
-        if not any(address in net for net in nets):
-            return False
-    return True
+def client_in(request: Request, networks: list[str]) -> bool:
+    """True when the connecting peer's address is in one of `networks`.
+
+    The peer is the TCP connection's, never an X-Forwarded-For header: Lemmy
+    forwards every header of the uploader to pict-rs and adds its own
+    `X-Forwarded-For: <peer ip:port>` (LemmyNet/lemmy 0.19.3
+    crates/routes/src/images.rs:69-90 and :107; 1.0 main
+    crates/routes/src/images/utils.rs:17-40 and upload.rs:227), so that header
+    says who uploaded, not who is calling. `warden serve` runs uvicorn with
+    proxy_headers off for the same reason (cli.py).
+    """
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(n, strict=False) for n in networks)
 
 
 @router.post(
@@ -96,7 +103,10 @@ async def validate(
             context, exc.code, exc.message, declared or limit + 1, {"limit": limit}
         )
     else:
-        outcome = await gate.check(data, context)
+        # Lemmy waits 10 s for a remote fetch and 30 s for an upload
+        # (ServerSettings.deadline_*_ms): each source gets its own deadline
+        deadline = services.settings.server.hook_deadline_s(origin)
+        outcome = await gate.check(data, context, deadline_s=deadline)
     verdict = outcome.verdict
     if verdict.decision is Decision.REJECT:
         first = verdict.reasons[0]
