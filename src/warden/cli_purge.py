@@ -26,9 +26,17 @@ def purge_federated(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Try again the aliases that failed last time.")
     ] = False,
+    keep_unreferenced: Annotated[
+        bool,
+        typer.Option(
+            "--keep-unreferenced",
+            help="Purge only files with evidence that they federated in (cached thumbnails of"
+            " federated posts); keep files nothing in Lemmy references.",
+        ),
+    ] = False,
 ) -> None:
-    """Purge every image that federated in (never a local upload); resumable."""
-    from warden.adapters.lemmy_db import LemmyDatabase
+    """Purge every image that federated in (never a local upload, nor a file one shares); resumable."""
+    from warden.adapters.lemmy_db import LemmyDatabase, LemmySchemaError
     from warden.adapters.pictrs import PictrsAdmin, PictrsError
     from warden.cli import settings_from
     from warden.jobs.purge import plan_purge, run_purge
@@ -41,21 +49,35 @@ def purge_federated(
             "[red]error:[/red] set federated.lemmy_database_url and federated.local_hosts first"
         )
         raise typer.Exit(2)
+    api_key = settings.pictrs.api_key.get_secret_value() if settings.pictrs.api_key else ""
+    if not api_key:
+        out.print(
+            "[red]error:[/red] set pictrs.api_key: the plan lists pict-rs's files and the"
+            " purge goes through its internal API"
+        )
+        raise typer.Exit(2)
     lemmy = LemmyDatabase(fed.lemmy_database_url)
     ledger = PurgeLedger(settings.data_dir / "purge-federated.sqlite")
+    pictrs = PictrsAdmin(settings.pictrs.url, api_key, timeout_s=settings.pictrs.timeout_s)
     try:
         if retry_failed:
             out.print(f"{ledger.retry_failed()} failed aliases planned again")
-        plan = plan_purge(lemmy, ledger, fed.local_hosts)
-        todo = ledger.count("planned") + ledger.count("pending")
-        out.print(
-            f"federated aliases referenced by Lemmy: {plan.candidates:,} "
-            f"(new in this plan: {plan.new:,}); local uploads excluded: {plan.local_skipped:,}; "
-            f"left to purge: {todo:,}; ledger: {ledger.path}"
+        plan = plan_purge(
+            lemmy, ledger, fed.local_hosts, pictrs, unreferenced=not keep_unreferenced
         )
+        todo = ledger.count("planned") + ledger.count("pending")
+        listed = "not listable (pict-rs 0.4)" if plan.listed is None else f"{plan.listed:,}"
+        out.print(
+            f"Lemmy schema {plan.schema}; files in pict-rs: {listed}; federated files to purge:"
+            f" {plan.candidates:,} (new in this plan: {plan.new:,}); kept as local:"
+            f" {plan.local_skipped:,}; kept, origin unknown: {plan.unattributed:,};"
+            f" left to purge: {todo:,}; ledger: {ledger.path}"
+        )
+        for note in plan.notes:
+            out.print(f"[yellow]note:[/yellow] {note}")
         sample = ledger.sample(10)
         if sample:
-            table = Table("alias", "referenced from", title="sample")
+            table = Table("alias", "why it is federated", title="sample")
             for alias, source in sample:
                 table.add_row(alias, source)
             out.print(table)
@@ -64,31 +86,27 @@ def purge_federated(
             return
         if not yes and not typer.confirm(f"Purge {todo:,} images from pict-rs?"):
             raise typer.Exit(1)
-        api_key = settings.pictrs.api_key.get_secret_value() if settings.pictrs.api_key else ""
-        with (
-            PictrsAdmin(
-                settings.pictrs.url, api_key, timeout_s=settings.pictrs.timeout_s
-            ) as pictrs,
-            Progress(
-                TextColumn("purging"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=out,
-            ) as bar,
-        ):
+        with Progress(
+            TextColumn("purging"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=out,
+        ) as bar:
             task = bar.add_task("purge", total=todo)
             report = run_purge(
                 lemmy,
                 pictrs,
                 ledger,
                 rate=fed.purge_rate if rate is None else rate,
+                protected=plan.protected,
                 on_step=lambda _a, _r: bar.advance(task),
             )
-    except PictrsError as exc:
+    except (PictrsError, LemmySchemaError) as exc:
         out.print(f"[red]stopped:[/red] {exc.message} (resume with the same command)")
         raise typer.Exit(1) from exc
     finally:
+        pictrs.close()
         lemmy.close()
         summary = ledger.summary()
         ledger.close()

@@ -1,10 +1,11 @@
-"""`warden rescan`: scan media pict-rs already stores (folder or S3), resumably."""
+"""`warden rescan`: scan media pict-rs already stores (folder, S3 or through pict-rs), resumably."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,6 +29,13 @@ def rescan(
         str | None, typer.Option(help="An S3-compatible bucket holding pict-rs's objects.")
     ] = None,
     s3_prefix: Annotated[str, typer.Option(help="Only keys under this prefix.")] = "",
+    through_pictrs: Annotated[
+        bool,
+        typer.Option(
+            "--pictrs",
+            help="Read every stored file through pict-rs 0.5 itself (pictrs.url, pictrs.api_key).",
+        ),
+    ] = False,
     s3_endpoint: Annotated[
         str | None, typer.Option(help="S3 endpoint URL (MinIO, Garage, ...).")
     ] = None,
@@ -57,6 +65,7 @@ def rescan(
 ) -> None:
     """Scan every stored image through the gate's scanner and banks, logging decisions and
     preserving evidence as the gate does; exit 1 if any was refused or sent to review."""
+    from warden.adapters.pictrs import PictrsError
     from warden.cli import settings_from
     from warden.jobs.rescan import RescanRecorder, RescanResult, StoreSpec, run_rescan
     from warden.services import build_evidence_store, config_version
@@ -64,15 +73,15 @@ def rescan(
     from warden.store.decisions import DecisionLog
     from warden.store.rescan_ledger import RescanLedger
 
-    if bool(folder) == bool(s3_bucket):
-        err.print("[red]error:[/red] give exactly one of --folder or --s3-bucket")
+    if sum((folder is not None, s3_bucket is not None, through_pictrs)) != 1:
+        err.print("[red]error:[/red] give exactly one of --folder, --s3-bucket or --pictrs")
         raise typer.Exit(2)
     settings = settings_from(ctx)
-    if purge and not (settings.federated.lemmy_database_url and settings.pictrs.api_key):
-        err.print(
-            "[red]error:[/red] --purge needs federated.lemmy_database_url (to know the aliases)"
-            " and pictrs.api_key (to purge)"
-        )
+    if through_pictrs and not settings.pictrs.api_key:
+        err.print("[red]error:[/red] --pictrs needs pictrs.api_key (to list pict-rs's files)")
+        raise typer.Exit(2)
+    if purge and not settings.pictrs.api_key:
+        err.print("[red]error:[/red] --purge needs pictrs.api_key (pict-rs's internal API)")
         raise typer.Exit(2)
     database = Database(settings.database_url)
     database.upgrade()
@@ -84,6 +93,7 @@ def rescan(
         bucket=s3_bucket,
         prefix=s3_prefix,
         endpoint_url=s3_endpoint,
+        pictrs_url=settings.pictrs.url if through_pictrs else None,
     )
     tag = hashlib.sha256(spec.describe().encode()).hexdigest()[:12]
     ledger = RescanLedger(settings.data_dir / f"rescan-{tag}.sqlite")
@@ -119,6 +129,11 @@ def rescan(
                 recorder=recorder,
                 on_result=on_result,
             )
+        except PictrsError as exc:  # listing through pict-rs: 0.4, a wrong key, unreachable
+            ledger.close()
+            database.dispose()
+            err.print(f"[red]error:[/red] {exc.message}")
+            raise typer.Exit(2) from exc
         except BaseException:
             ledger.close()
             database.dispose()
@@ -142,12 +157,13 @@ def rescan(
 
 
 def _purge(settings: Settings, ledger: RescanLedger, *, yes: bool, rate: float | None) -> None:
-    """Map refused keys to aliases and purge them through pict-rs, resumably."""
-    from itertools import chain
+    """Map refused keys to aliases and purge them through pict-rs, resumably.
 
-    from warden.adapters.lemmy_db import LemmyDatabase
-    from warden.adapters.pictrs import PictrsAdmin, PictrsError
-    from warden.jobs.rescan import purge_refused
+    pict-rs 0.5 lists its files (`/internal/hashes`): keys map by SHA-256, no
+    Lemmy database needed. pict-rs 0.4 cannot: then every alias Lemmy knows is
+    turned into its storage identifier (needs federated.lemmy_database_url)."""
+    from warden.adapters.pictrs import HashListingUnavailable, PictrsAdmin, PictrsError
+    from warden.jobs.rescan_purge import purge_refused
 
     refused = ledger.refused_unpurged()
     if not refused:
@@ -158,25 +174,32 @@ def _purge(settings: Settings, ledger: RescanLedger, *, yes: bool, rate: float |
     ):
         raise typer.Exit(1)
     fed = settings.federated
-    assert fed.lemmy_database_url and settings.pictrs.api_key
-    lemmy = LemmyDatabase(fed.lemmy_database_url)
-    aliases = chain(
-        sorted(lemmy.local_aliases()), (ref.alias for ref in lemmy.references(fed.local_hosts))
-    )
+    assert settings.pictrs.api_key
     try:
         with PictrsAdmin(
             settings.pictrs.url,
             settings.pictrs.api_key.get_secret_value(),
             timeout_s=settings.pictrs.timeout_s,
         ) as pictrs:
+            by_sha256: dict[str, str] = {}
+            aliases: Iterable[str] = ()
+            try:
+                for stored in pictrs.stored_files():
+                    if stored.aliases:
+                        by_sha256.setdefault(stored.sha256, stored.aliases[0])
+            except HashListingUnavailable as exc:
+                err.print(f"[yellow]note:[/yellow] {exc.message}")
+                aliases = _lemmy_aliases(settings)
             report = purge_refused(
-                ledger, pictrs, aliases, rate=fed.purge_rate if rate is None else rate
+                ledger,
+                pictrs,
+                aliases,
+                by_sha256=by_sha256,
+                rate=fed.purge_rate if rate is None else rate,
             )
     except PictrsError as exc:
         err.print(f"[red]purge stopped:[/red] {exc.message} (resume with the same command)")
         raise typer.Exit(1) from exc
-    finally:
-        lemmy.close()
     err.print(
         f"refused {report.refused:,}: purged {report.purged:,}, already gone"
         f" {report.already_gone:,}, failed {report.failed:,}, no alias found {report.unmapped:,};"
@@ -184,3 +207,24 @@ def _purge(settings: Settings, ledger: RescanLedger, *, yes: bool, rate: float |
     )
     for line in report.errors[:10]:
         err.print(f"  [yellow]{line}[/yellow]")
+
+
+def _lemmy_aliases(settings: Settings) -> list[str]:
+    """Every alias Lemmy's database knows (pict-rs 0.4, which cannot list its files)."""
+    from warden.adapters.lemmy_db import LemmyDatabase, LemmySchemaError
+
+    fed = settings.federated
+    if not fed.lemmy_database_url:
+        err.print(
+            "[red]error:[/red] pict-rs 0.4 cannot list its files: set"
+            " federated.lemmy_database_url so the aliases Lemmy knows can be mapped"
+        )
+        raise typer.Exit(2)
+    lemmy = LemmyDatabase(fed.lemmy_database_url)
+    try:
+        return sorted(lemmy.known_aliases(fed.local_hosts))
+    except LemmySchemaError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    finally:
+        lemmy.close()

@@ -129,13 +129,22 @@ def test_rescan_of_an_s3_store_through_the_cli(s3, tmp_path):
 def test_rescan_needs_exactly_one_store(tmp_path):
     result = CliRunner().invoke(app, ["rescan"], env={"WARDEN_DATA_DIR": str(tmp_path)})
     assert result.exit_code == 2 and "exactly one" in result.output
+    both = ["rescan", "--pictrs", "--folder", str(tmp_path)]
+    result = CliRunner().invoke(app, both, env={"WARDEN_DATA_DIR": str(tmp_path)})
+    assert result.exit_code == 2 and "exactly one" in result.output
 
 
-def test_rescan_logs_preserves_and_purges_what_it_refuses(store, tmp_path, ordinary_images):
+@pytest.mark.parametrize("pictrs_version", ["0.4", "0.5.6", "0.5.7"])
+def test_rescan_logs_preserves_and_purges_what_it_refuses(
+    store, tmp_path, ordinary_images, pictrs_version
+):
     """The gate's side effects, for stored media: decisions logged (source `rescan`),
     a bank match recognised, evidence kept for label and hash refusals, and with
     --purge exactly those purged through pict-rs (not the undecodable file, not
-    accepted ones), once, even when the command runs again."""
+    accepted ones), once, even when the command runs again. On pict-rs 0.5 the
+    refused files are found by content in pict-rs's own listing, including one
+    no Lemmy row references (`orphan-coffee`, a byte-identical second alias of
+    the same file); on 0.4, which cannot list, through the aliases Lemmy knows."""
     import sqlite3
 
     from tests.servers.pictrs_internal import PictrsInternalDouble
@@ -145,10 +154,14 @@ def test_rescan_logs_preserves_and_purges_what_it_refuses(store, tmp_path, ordin
 
     (store / "001" / "coffee").write_bytes(encode(ordinary_images["coffee"]))
     lemmy_path = tmp_path / "lemmy.sqlite"
-    with sqlite3.connect(lemmy_path) as conn:  # the two Lemmy tables the alias walk reads
-        conn.execute("CREATE TABLE local_image (pictrs_alias TEXT PRIMARY KEY)")
+    with sqlite3.connect(lemmy_path) as conn:  # Lemmy 0.19.5's shape, the columns read here
+        conn.execute(
+            "CREATE TABLE local_image (local_user_id INTEGER, pictrs_alias TEXT PRIMARY KEY)"
+        )
         conn.execute("CREATE TABLE post (id INTEGER PRIMARY KEY, thumbnail_url TEXT)")
-        conn.executemany("INSERT INTO local_image VALUES (?)", [("a-face.png",), ("a-img1.png",)])
+        conn.executemany(
+            "INSERT INTO local_image VALUES (1, ?)", [("a-face.png",), ("a-img1.png",)]
+        )
         conn.executemany(
             "INSERT INTO post (thumbnail_url) VALUES (?)",
             [
@@ -156,7 +169,7 @@ def test_rescan_logs_preserves_and_purges_what_it_refuses(store, tmp_path, ordin
                 ("https://lemmy.example/pictrs/image/r-broken.jpeg",),
             ],
         )
-    identifiers = {  # pict-rs paths are relative to its store root, which holds files/
+    stored = {  # pict-rs paths are relative to its store root, which holds files/
         "a-face.png": "files/000/face",
         "a-img1.png": "files/001/001/img1",
         "r-coffee.jpeg": "files/001/coffee",
@@ -176,16 +189,23 @@ def test_rescan_logs_preserves_and_purges_what_it_refuses(store, tmp_path, ordin
     flagged = runner.invoke(app, ["flag", str(store / "001" / "coffee")], env=env)
     assert flagged.exit_code == 0, flagged.output
 
-    with PictrsInternalDouble(set(identifiers), identifiers=identifiers) as pictrs:
+    with PictrsInternalDouble(version=pictrs_version) as pictrs:
+        for alias, path in stored.items():
+            data = (store / path.removeprefix("files/")).read_bytes()
+            pictrs.add(data, alias, identifier=path)
+        if pictrs_version != "0.4":  # the same bytes fetched again, under an alias Lemmy lost
+            pictrs.add((store / "000" / "face").read_bytes(), "orphan-face.png")
+            del env["WARDEN_FEDERATED__LEMMY_DATABASE_URL"]  # not needed: pict-rs lists
         env["WARDEN_PICTRS__URL"] = pictrs.url
         args = ["rescan", "--folder", str(store), "--purge", "--yes", "-w", "1"]
         result = runner.invoke(app, args, env=env)
         assert result.exit_code == 1, result.output
-        assert dict(pictrs.purge_calls) == {"a-face.png": 1, "r-coffee.jpeg": 1}
+        assert sum(pictrs.purge_calls.values()) == 2
+        assert set(pictrs.purge_calls) <= {"a-face.png", "orphan-face.png", "r-coffee.jpeg"}
         assert pictrs.aliases == {"a-img1.png", "r-broken.jpeg"}
         again = runner.invoke(app, args, env=env)
         assert "nothing refused left to purge" in again.output
-        assert dict(pictrs.purge_calls) == {"a-face.png": 1, "r-coffee.jpeg": 1}
+        assert sum(pictrs.purge_calls.values()) == 2
 
     database = Database(f"sqlite:///{tmp_path / 'data' / 'warden.db'}")
     records = DecisionLog(database).recent(limit=50)
@@ -204,3 +224,35 @@ def test_rescan_logs_preserves_and_purges_what_it_refuses(store, tmp_path, ordin
     assert kept["000/face"]["reasons"][0]["code"] == "label_reject"
     for meta in kept.values():
         assert refused[meta["sha256"]].evidence_id == meta["evidence_id"]
+
+
+@pytest.mark.parametrize("pictrs_version", ["0.4", "0.5.6", "0.5.7"])
+def test_rescan_through_pictrs_reads_every_stored_file(store, tmp_path, pictrs_version):
+    """pict-rs 0.5 lists every stored file once (`/internal/hashes`), referenced by Lemmy
+    or not, and serves its bytes: no store access needed. pict-rs 0.4 cannot list:
+    a clear refusal."""
+    from tests.servers.pictrs_internal import PictrsInternalDouble
+
+    env = {
+        "WARDEN_DATA_DIR": str(tmp_path / "data"),
+        "WARDEN_POLICY__LABELS": json.dumps({"FACE_FEMALE": {"reject": 0.5}}),
+        "WARDEN_PICTRS__API_KEY": "pictrs-key",
+    }
+    with PictrsInternalDouble(version=pictrs_version) as pictrs:
+        paths = sorted(p for p in store.rglob("*") if p.is_file())
+        for path in paths:
+            pictrs.add(path.read_bytes(), f"{path.name}.bin")
+        pictrs.add((store / "000" / "face").read_bytes(), "face-again.png")  # same file
+        env["WARDEN_PICTRS__URL"] = pictrs.url
+        args = ["rescan", "--pictrs", "--json", "-w", "1"]
+        result = CliRunner().invoke(app, args, env=env)
+        if pictrs_version == "0.4":
+            assert result.exit_code == 2
+            assert "/internal/hashes" in result.output
+            return
+        assert result.exit_code == 1, result.output
+        rows = {r["key"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert len(rows) == len(paths) == 12  # one row per stored file, not per alias
+    decisions = {k: r["decision"] for k, r in rows.items()}
+    assert decisions["face.bin"] == "reject" and decisions["broken.bin"] == "reject"
+    assert sum(d == "accept" for d in decisions.values()) == 10

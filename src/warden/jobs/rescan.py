@@ -1,7 +1,9 @@
 """`warden rescan`: scan what pict-rs already stores, with the same scanner and banks.
 
-Stores: a pict-rs filesystem store (a folder, walked lazily) or an
-S3-compatible bucket (boto3, listed page by page). Work is spread with an
+Stores: a pict-rs filesystem store (a folder, walked lazily), an
+S3-compatible bucket (boto3, listed page by page), or pict-rs 0.5 itself
+(every stored file listed once by `/internal/hashes`, read from its public
+`/image/original/`), for admins without direct access to the store. Work is spread with an
 existing engine, never a home-made scheduler: a `ProcessPoolExecutor` on one
 machine (the scanner is built once per process by the pool's initializer), or
 Ray past one machine (one actor per worker holds the model; GPU actors when
@@ -12,9 +14,7 @@ Results come back to this process, which alone writes: the decisions log
 (source `rescan`), the evidence store for media refused for a label or a hash
 match (the bytes travel back only for those), then the resumable ledger. The
 ledger is written last, so a crash re-scans a key rather than losing its
-decision. With `--purge`, refused keys are mapped back to pict-rs aliases
-(`GET /internal/identifier` for each alias Lemmy knows) and purged through
-pict-rs, rate-limited, each purge recorded in the ledger.
+decision. `--purge` is `warden.jobs.rescan_purge`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,6 @@ from warden.errors import EvidenceError
 from warden.media.pipeline import ScanContext, Scanner
 
 if TYPE_CHECKING:
-    from warden.adapters.pictrs import PictrsAdmin
     from warden.store.decisions import DecisionLog
     from warden.store.quarantine import EvidenceStore
     from warden.store.rescan_ledger import RescanLedger
@@ -50,8 +49,11 @@ class StoreSpec:
     prefix: str = ""
     endpoint_url: str | None = None
     region: str | None = None
+    pictrs_url: str | None = None  # read through pict-rs itself (0.5): keys are aliases
 
     def describe(self) -> str:
+        if self.pictrs_url:
+            return f"pict-rs {self.pictrs_url}"
         return self.folder or f"s3://{self.bucket}/{self.prefix}"
 
 
@@ -63,8 +65,18 @@ def _s3(spec: StoreSpec) -> Any:
     )
 
 
-def list_keys(spec: StoreSpec) -> Iterator[str]:
-    """Every object key (S3) or file path relative to the folder, lazily, in a stable order."""
+def list_keys(spec: StoreSpec, api_key: str | None = None) -> Iterator[str]:
+    """Every object key (S3), file path relative to the folder, or (through pict-rs 0.5,
+    which lists each stored file once with `/internal/hashes`) one alias per file,
+    lazily. pict-rs 0.4 raises `HashListingUnavailable`."""
+    if spec.pictrs_url:
+        from warden.adapters.pictrs import PictrsAdmin
+
+        with PictrsAdmin(spec.pictrs_url, api_key or "") as pictrs:
+            for stored in pictrs.stored_files():
+                if stored.aliases:
+                    yield stored.aliases[0]
+        return
     if spec.folder:
         root = Path(spec.folder)
         for dirpath, dirnames, filenames in os.walk(root):
@@ -79,6 +91,14 @@ def list_keys(spec: StoreSpec) -> Iterator[str]:
 
 
 def read_key(spec: StoreSpec, key: str, client: Any = None) -> bytes:
+    """The bytes of one stored object (through pict-rs: its public original route)."""
+    if spec.pictrs_url:
+        from warden.adapters.pictrs import fetch_original
+
+        original = fetch_original(spec.pictrs_url, key)
+        if original is None:
+            raise FileNotFoundError(f"pict-rs no longer has {key}")
+        return original
     if spec.folder:
         return (Path(spec.folder) / key).read_bytes()
     body = (client or _s3(spec)).get_object(Bucket=spec.bucket, Key=key)["Body"]
@@ -286,7 +306,8 @@ def run_rescan(
     on_result: Callable[[RescanResult], None] = lambda r: None,
 ) -> dict[str, int]:
     """Scan every key not yet in the ledger; returns counts by decision for this run."""
-    keys = (k for k in list_keys(spec) if not ledger.seen(k))
+    api_key = settings.pictrs.api_key.get_secret_value() if settings.pictrs.api_key else None
+    keys = (k for k in list_keys(spec, api_key) if not ledger.seen(k))
     results = (
         scan_with_ray(settings, spec, keys, ray_address, workers)
         if ray_address
@@ -299,86 +320,3 @@ def run_rescan(
         counts[result.decision] = counts.get(result.decision, 0) + 1
         on_result(result)
     return counts
-
-
-def _norm(path: str) -> str:
-    return path.strip("/")
-
-
-def _same_object(key: str, identifier: str) -> bool:
-    """A store key and a pict-rs identifier name the same object when one is a
-    path suffix of the other (the folder given may be pict-rs's root or its files/)."""
-    a, b = _norm(key), _norm(identifier)
-    return a == b or a.endswith("/" + b) or b.endswith("/" + a)
-
-
-@dataclass
-class RescanPurgeReport:
-    refused: int = 0
-    mapped: int = 0
-    unmapped: int = 0
-    purged: int = 0
-    already_gone: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
-def purge_refused(
-    ledger: RescanLedger,
-    pictrs: PictrsAdmin,
-    aliases: Iterable[str],
-    *,
-    rate: float,
-    on_step: Callable[[str, str], None] = lambda key, result: None,
-    max_errors: int = 20,
-) -> RescanPurgeReport:
-    """Purge through pict-rs every stored object the rescan refused (`reject` only:
-    `review` stays for a human). Resumable: each purge is recorded in the ledger."""
-    from warden.adapters.pictrs import PictrsError
-    from warden.jobs.purge import RateLimiter
-
-    report = RescanPurgeReport()
-    refused = ledger.refused_unpurged()
-    report.refused = len(refused)
-    todo = [key for key, alias in refused.items() if alias is None]
-    by_name: dict[str, list[str]] = {}
-    for key in todo:
-        by_name.setdefault(_norm(key).rsplit("/", 1)[-1], []).append(key)
-    for alias in aliases:  # one identifier call per alias, until every refused key is found
-        if not by_name:
-            break
-        identifier = pictrs.identifier(alias)
-        if identifier is None:
-            continue
-        name = _norm(identifier).rsplit("/", 1)[-1]
-        for key in list(by_name.get(name, ())):
-            if _same_object(key, identifier):
-                ledger.set_alias(key, alias)
-                by_name[name].remove(key)
-        if name in by_name and not by_name[name]:
-            del by_name[name]
-    report.unmapped = sum(len(v) for v in by_name.values())
-    limiter = RateLimiter(rate)
-    for key, alias in ledger.purge_todo():
-        report.mapped += 1
-        try:
-            limiter.wait()
-            result = pictrs.purge(alias)
-        except PictrsError as exc:
-            ledger.mark_purge(key, "failed", exc.message)
-            report.failed += 1
-            report.errors.append(f"{key} ({alias}): {exc.message}")
-            on_step(key, "failed")
-            if report.failed >= max_errors:
-                raise
-            continue
-        state = "purged" if result.purged else "gone"
-        ledger.mark_purge(key, state, ",".join(result.aliases) or None)
-        if result.purged:
-            report.purged += 1
-        else:
-            report.already_gone += 1
-        on_step(key, state)
-    for key in sorted(k for v in by_name.values() for k in v):
-        report.errors.append(f"{key}: no pict-rs alias known to Lemmy points at it")
-    return report

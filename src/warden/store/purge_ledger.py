@@ -45,15 +45,29 @@ class PurgeLedger:
     def close(self) -> None:
         self._db.close()
 
-    def plan(self, items: Iterable[tuple[str, str]]) -> int:
-        """Add (alias, source) pairs not seen before; returns how many were new."""
+    def replan(self, items: Iterable[tuple[str, str]]) -> tuple[int, int]:
+        """Make the planned rows exactly this plan: add new (alias, source) pairs and drop
+        planned rows no longer in it (never acted on, so nothing is lost); pending, done,
+        failed and skipped rows stay. Returns (new, dropped)."""
         before = self.count()
         with self._db:
+            self._db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS current_plan (alias TEXT PRIMARY KEY)"
+            )
+            self._db.execute("DELETE FROM current_plan")
+            rows = list(items)
+            self._db.executemany(
+                "INSERT OR IGNORE INTO current_plan (alias) VALUES (?)", ((a,) for a, _ in rows)
+            )
+            dropped = self._db.execute(
+                "DELETE FROM purge WHERE state = 'planned'"
+                " AND alias NOT IN (SELECT alias FROM current_plan)"
+            ).rowcount
             self._db.executemany(
                 "INSERT OR IGNORE INTO purge (alias, source, state, updated_at) VALUES (?, ?, 'planned', ?)",
-                ((alias, source, _now()) for alias, source in items),
+                ((alias, source, _now()) for alias, source in rows),
             )
-        return self.count() - before
+        return self.count() - before + int(dropped), int(dropped)
 
     def count(self, state: str | None = None) -> int:
         if state is None:
