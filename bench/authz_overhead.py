@@ -23,6 +23,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.servers.edge import Edge
+from tests.servers.lemmy_double import lemmy_jwt
 
 RULES = """\
 [rules.create_post]
@@ -43,7 +44,7 @@ def main() -> None:
         edge = Edge.start(Path(tmp), "v3", RULES, static=True)
         try:
             edge.lemmy.add_user("tok", "veteran", timedelta(days=100), comments=10)
-            headers = {"Authorization": "Bearer tok"}
+            headers = {"Authorization": f"Bearer {lemmy_jwt('tok')}"}  # only JWTs are looked up
             timings: dict[str, list[float]] = {"plain": [], "authz": []}
             paths = {"plain": "/plain/api/v3/post", "authz": "/api/v3/post"}
             with httpx.Client(base_url=edge.url, headers=headers) as client:

@@ -2,7 +2,9 @@
 
 `lemmy_edge_config` builds the config Warden is tested behind: Lemmy's
 server block with the shipped deploy/nginx/warden.conf included verbatim,
-and the shipped upstream file pointed at the test's Warden.
+the shipped route map, and the shipped upstream file pointed at the test's
+Warden. tests/deploy/ runs the same snippets inside lemmy-ansible's own
+templates.
 """
 
 from __future__ import annotations
@@ -63,6 +65,19 @@ class Nginx:
         )
         self.process: subprocess.Popen[bytes] | None = None
 
+    @classmethod
+    def from_config(cls, workdir: Path, config: str, ports: list[int]) -> Nginx:
+        """nginx running `config`, a whole nginx.conf (e.g. lemmy-ansible's
+        nginx_internal.conf), with only the pid file and error log added: files it
+        includes by relative path are looked up beside it, in `workdir`."""
+        nginx = cls(workdir, "", ports)
+        (workdir / "logs").mkdir(exist_ok=True)  # the default access_log, relative to -p
+        nginx.conf.write_text(
+            f"daemon off;\npid {workdir / 'nginx.pid'};\n"
+            f"error_log {workdir / 'error.log'} warn;\n{config}"
+        )
+        return nginx
+
     def start(self) -> None:
         binary = nginx_binary()
         check = subprocess.run(
@@ -111,6 +126,7 @@ def lemmy_edge_config(
         .read_text()
         .replace("127.0.0.1:8790", f"127.0.0.1:{warden_port}")
     )
+    upstream = f"include {SNIPPETS / 'warden-routes.conf'};\n{upstream}"
     bench = ""
     if static_port is not None:
         bench = f"""

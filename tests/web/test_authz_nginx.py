@@ -8,11 +8,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.deploy.upstream import Recorder
 from tests.servers.edge import Edge
+from tests.servers.lemmy_double import lemmy_jwt
+from tests.servers.nginx import Nginx, free_port, lemmy_edge_config
+from warden.adapters.lemmy import routes
 from warden.domain.policy import FailMode
 
 pytestmark = pytest.mark.nginx
@@ -72,8 +77,9 @@ def post(
     client: httpx.Client, path: str, token: str | None, *, cookie: bool = False
 ) -> httpx.Response:
     headers = {}
-    if token:
-        headers = {"Cookie": f"jwt={token}"} if cookie else {"Authorization": f"Bearer {token}"}
+    if token:  # the label's JWT: Warden never looks up a token that cannot be one
+        jwt = lemmy_jwt(token)
+        headers = {"Cookie": f"jwt={jwt}"} if cookie else {"Authorization": f"Bearer {jwt}"}
     return client.post(path, content=b"{}", headers=headers)
 
 
@@ -170,3 +176,99 @@ def test_lemmy_outage_fails_closed_then_open(edge: Edge, client: httpx.Client) -
     assert post(client, path, f"t-out2-{api(edge)}").status_code == 503  # passed on to (down) Lemmy
     edge.lemmy.down = False
     assert post(client, path, f"t-out-{api(edge)}").status_code == 200
+
+
+# -- Warden down, and what `warden doctor --nginx` sees ---------------------------------
+
+#: POSTs that never depend on Warden: federation inboxes (LemmyNet/lemmy 0.19.3
+#: crates/apub/src/http/routes.rs:56-61, 1.0.0-beta.1 crates/apub/apub/src/http/routes.rs:79-81;
+#: /site_inbox was the site inbox before 0.19, migrations/2023-11-07-135409_inbox_unique/
+#: up.sql:8-17 and down.sql:13), login (0.19.3 src/api_routes_http.rs:297;
+#: 1.0.0-beta.1 crates/api/routes/src/lib.rs:346), votes (0.19.3
+#: src/api_routes_http.rs:210, :235; 1.0.0-beta.1 lib.rs:291, :315)
+FREE_POSTS = [
+    "/inbox",
+    "/site_inbox",
+    "/c/main/inbox",
+    "/u/someone/inbox",
+    "/api/v3/user/login",
+    "/api/v4/account/auth/login",
+    "/api/v3/post/like",
+    "/api/v4/post/like",
+    "/api/v3/comment/like",
+    "/api/v4/comment/like",
+]
+
+
+@pytest.fixture
+def edge_without_warden(tmp_path: Path) -> Iterator[tuple[str, Recorder]]:
+    """The shipped snippets in front of a recording upstream, Warden's port dead."""
+    upstream = Recorder("lemmy")
+    port = free_port()
+    nginx = Nginx(
+        tmp_path / "nginx",
+        lemmy_edge_config(
+            port=port, lemmy_url=f"http://127.0.0.1:{upstream.port}", warden_port=free_port()
+        ),
+        [port],
+    )
+    nginx.start()
+    yield f"http://127.0.0.1:{port}", upstream
+    nginx.stop()
+    upstream.stop()
+
+
+def test_warden_down_refuses_guarded_posts_and_passes_the_rest(
+    edge_without_warden: tuple[str, Recorder],
+) -> None:
+    url, upstream = edge_without_warden
+    token = {"Authorization": f"Bearer {lemmy_jwt('anyone')}"}
+    with httpx.Client(base_url=url, timeout=10) as c:
+        for path in sorted(routes._POST):
+            answer = c.post(path, content=b"{}", headers=token)
+            assert answer.status_code == 503, (path, answer.text)
+            assert json.loads(answer.text)["error"] == "warden_unavailable"
+        assert upstream.seen == []  # fail closed: Lemmy never saw them
+        for path in FREE_POSTS:
+            headers = token | {"Content-Type": "application/activity+json"}
+            assert c.post(path, content=b"{}", headers=headers).status_code == 200, path
+            assert upstream.last().target == path
+        assert c.get("/api/v3/post?id=1").status_code == 200
+
+
+def test_doctor_probe_names_warden_down_and_the_every_post_snippet(
+    edge: Edge, edge_without_warden: tuple[str, Recorder], tmp_path: Path
+) -> None:
+    from warden.jobs.doctor import probe_nginx
+
+    assert probe_nginx(edge.url).status == "ok"
+    down = probe_nginx(edge_without_warden[0])
+    assert down.status == "problem" and "does not answer" in down.detail
+    # the snippet as it was: every POST asks Warden
+    port = free_port()
+    every_post = Nginx(
+        tmp_path / "every-post",
+        f"""server {{
+    listen 127.0.0.1:{port};
+    auth_request /_w;
+    location = /_w {{
+        internal;
+        if ($request_method != POST) {{ return 204; }}
+        proxy_pass http://127.0.0.1:{edge.warden.port}/authz;
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+        proxy_set_header X-Original-Method $request_method;
+        proxy_set_header X-Original-URI $request_uri;
+    }}
+    error_page 403 = @refused;
+    location @refused {{ auth_request off; return 403 '{{"error":"warden_probe"}}'; }}
+    location / {{ proxy_pass {edge.lemmy.url}; }}
+  }}""",
+        [port],
+    )
+    every_post.start()
+    try:
+        finding = probe_nginx(f"http://127.0.0.1:{port}")
+    finally:
+        every_post.stop()
+    assert finding.status == "problem" and "every POST" in finding.detail

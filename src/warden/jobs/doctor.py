@@ -9,201 +9,40 @@ a probe — and says, for every problem, how to fix it.
 
 from __future__ import annotations
 
-import os
-import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from warden.config import Settings
+from warden.jobs.doctor_pictrs import check_pictrs, get, pictrs_config
+from warden.jobs.findings import INFO, OK, PROBLEM, Finding
 
-OK, PROBLEM, INFO = "ok", "problem", "info"
+__all__ = ["INFO", "OK", "PROBLEM", "Finding", "check_pictrs", "diagnose", "pictrs_config"]
 PROBE_HEADER = "X-Warden-Probe"
-
-
-@dataclass(frozen=True)
-class Finding:
-    check: str
-    status: str  # ok | problem | info
-    detail: str
-    fix: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
-
-
-# -- pict-rs ---------------------------------------------------------------------
-
-
-def pictrs_config(path: Path | None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """pict-rs's settings as pict-rs reads them: the TOML file, then PICTRS__A__B=v
-    variables over it (keys lower-cased, nested at each `__`)."""
-    config: dict[str, Any] = {}
-    if path is not None:
-        config = tomllib.loads(path.read_text(encoding="utf-8"))
-    for key, value in (environ if environ is not None else os.environ).items():
-        if not key.startswith("PICTRS__"):
-            continue
-        parts = key[len("PICTRS__") :].lower().split("__")
-        node = config
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return config
-
-
-def _get(config: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = config
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def check_pictrs(config: Mapping[str, Any], settings: Settings) -> list[Finding]:
-    out: list[Finding] = []
-    hook = _get(config, "media.external_validation")
-    if not hook:
-        out.append(
-            Finding(
-                "pict-rs validation hook",
-                PROBLEM,
-                "media.external_validation is not set: pict-rs stores images Warden never saw",
-                "set PICTRS__MEDIA__EXTERNAL_VALIDATION=http://<warden>:"
-                f"{settings.server.port}/pictrs/validate (pict-rs.toml: [media] external_validation)",
-            )
-        )
-    elif "/pictrs/validate" not in str(hook):
-        out.append(
-            Finding(
-                "pict-rs validation hook",
-                PROBLEM,
-                f"media.external_validation points at {hook}, not at Warden's /pictrs/validate",
-                "point it at http://<warden>:8790/pictrs/validate",
-            )
-        )
-    elif settings.server.pictrs_secret is not None and "secret=" not in str(hook):
-        out.append(
-            Finding(
-                "pict-rs validation hook",
-                PROBLEM,
-                "server.pictrs_secret is set but the hook URL carries no ?secret=: every "
-                "image will be refused",
-                "append ?secret=<server.pictrs_secret> to media.external_validation",
-            )
-        )
-    else:
-        out.append(Finding("pict-rs validation hook", OK, f"pict-rs asks {hook}"))
-
-    api_key = _get(config, "server.api_key")
-    mine = settings.pictrs.api_key.get_secret_value() if settings.pictrs.api_key else None
-    if not api_key:
-        out.append(
-            Finding(
-                "pict-rs API key",
-                PROBLEM,
-                "server.api_key is not set: the internal API (purge) is closed to everyone",
-                "set PICTRS__SERVER__API_KEY and the same value in Warden's pictrs.api_key",
-            )
-        )
-    elif mine is None:
-        out.append(
-            Finding(
-                "pict-rs API key",
-                PROBLEM,
-                "Warden's pictrs.api_key is not set: `warden purge` cannot call pict-rs",
-                "set WARDEN_PICTRS__API_KEY to pict-rs's server.api_key",
-            )
-        )
-    elif str(api_key) != mine:
-        out.append(
-            Finding(
-                "pict-rs API key",
-                PROBLEM,
-                "pict-rs's server.api_key differs from Warden's pictrs.api_key",
-                "make them the same",
-            )
-        )
-    else:
-        out.append(Finding("pict-rs API key", OK, "set, and Warden has the same"))
-
-    out.extend(_limits(config, settings))
-    timeout = float(_get(config, "client.timeout") or 30)
-    deadline = settings.server.deadline_ms / 1000
-    if deadline >= timeout:
-        out.append(
-            Finding(
-                "deadline vs pict-rs timeout",
-                PROBLEM,
-                f"Warden may take {deadline:g} s; pict-rs gives up after {timeout:g} s, so "
-                "slow scans fail without Warden's reason",
-                f"set server.deadline_ms below {int(timeout * 1000)}",
-            )
-        )
-    else:
-        out.append(
-            Finding("deadline vs pict-rs timeout", OK, f"{deadline:g} s < pict-rs's {timeout:g} s")
-        )
-    return out
-
-
-def _limits(config: Mapping[str, Any], settings: Settings) -> list[Finding]:
-    out: list[Finding] = []
-    media = settings.media
-    size_mb = _get(config, "media.max_file_size") or 40  # pict-rs 0.5 default, in MB
-    if float(size_mb) * 1_000_000 > media.max_bytes:
-        out.append(
-            Finding(
-                "file size limit",
-                PROBLEM,
-                f"pict-rs accepts {size_mb} MB, Warden refuses above {media.max_bytes:,} bytes: "
-                "users upload, wait, then get Warden's refusal",
-                f"set PICTRS__MEDIA__MAX_FILE_SIZE={media.max_bytes // 1_000_000} "
-                "(or raise media.max_bytes)",
-            )
-        )
-    else:
-        out.append(Finding("file size limit", OK, f"pict-rs {size_mb} MB <= Warden's"))
-    for key, ours, name in (
-        ("media.image.max_width", media.max_side, "max_side"),
-        ("media.image.max_height", media.max_side, "max_side"),
-        ("media.image.max_area", media.max_pixels, "max_pixels"),
-        ("media.animation.max_frame_count", media.max_frames, "max_frames"),
-    ):
-        theirs = _get(config, key)
-        if theirs is not None and int(theirs) > ours:
-            out.append(
-                Finding(
-                    key,
-                    PROBLEM,
-                    f"pict-rs allows {int(theirs):,}, Warden refuses above {ours:,} ({name})",
-                    f"set PICTRS__{key.upper().replace('.', '__')}={ours}",
-                )
-            )
-    video = _get(config, "media.video.enable")
-    if video is None or str(video).lower() not in ("false", "0"):
-        out.append(
-            Finding(
-                "video",
-                PROBLEM,
-                "pict-rs accepts video; Warden refuses video (it cannot scan it), so every "
-                "video upload fails at the hook",
-                "set PICTRS__MEDIA__VIDEO__ENABLE=false",
-            )
-        )
-    return out
 
 
 # -- Lemmy -----------------------------------------------------------------------
 
 
+def image_mode(value: object) -> str | None:
+    """Lemmy's image mode, whichever way it is spelled: 0.19.4+ lemmy.hjson takes
+    `ProxyAllImages` (the enum has no serde rename: LemmyNet/lemmy 0.19.5
+    crates/utils/src/settings/structs.rs:99-119), 1.0 sends `proxy_all_images`
+    (`#[serde(rename_all = "snake_case")]` on ImageMode: 1.0 main
+    crates/db_schema_file/src/enums.rs:178-188). Returns the snake_case name."""
+    if not isinstance(value, str) or not value:
+        return None
+    out = value[0].lower()
+    for char in value[1:]:
+        out += f"_{char.lower()}" if char.isupper() else char
+    return out
+
+
 def check_lemmy_site(site: Mapping[str, Any], api: str, settings: Settings) -> list[Finding]:
     """What Lemmy's `GET /site` says against Warden's media policy."""
-    local = _get(site, "site_view.local_site") or {}
+    local = get(site, "site_view.local_site") or {}
     out: list[Finding] = []
     remote = settings.federated.remote_media
     if api == "v3":
@@ -211,47 +50,62 @@ def check_lemmy_site(site: Mapping[str, Any], api: str, settings: Settings) -> l
             Finding(
                 "Lemmy image_mode",
                 INFO,
-                "Lemmy 0.19 keeps image_mode in lemmy.hjson, out of the API's reach",
-                "with remote_media = block use pictrs.image_mode None or StoreLinkPreviews, "
-                "never ProxyAllImages; point pictrs.url at http://<warden>:8790/pictrs-proxy",
+                "Lemmy 0.19 keeps this in lemmy.hjson, out of the API's reach: "
+                "pictrs.image_mode on 0.19.4+, pictrs.cache_external_link_previews on "
+                "0.19.0-0.19.3",
+                "with remote_media = block never use image_mode ProxyAllImages; point "
+                "pictrs.url at http://<warden>:8790/pictrs-proxy/ (with the trailing slash)",
+            )
+        )
+        return out
+    mode = image_mode(local.get("image_mode"))
+    if mode == "proxy_all_images" and remote == "block":
+        out.append(
+            Finding(
+                "Lemmy image_mode",
+                PROBLEM,
+                "image_mode ProxyAllImages sends every remote image through pict-rs, and "
+                "remote_media = block refuses them all: images break everywhere",
+                "set image_mode to None (or StoreLinkPreviews), or remote_media = scan",
             )
         )
     else:
-        mode = local.get("image_mode")
-        if mode == "ProxyAllImages" and remote == "block":
-            out.append(
-                Finding(
-                    "Lemmy image_mode",
-                    PROBLEM,
-                    "image_mode ProxyAllImages sends every remote image through pict-rs, and "
-                    "remote_media = block refuses them all: images break everywhere",
-                    "set image_mode to None (or StoreLinkPreviews), or remote_media = scan",
-                )
+        out.append(Finding("Lemmy image_mode", OK, f"{mode} with remote_media = {remote}"))
+    out.append(_upload_wait(local, settings))
+    disabled = bool(local.get("image_upload_disabled"))
+    switch = _uploads_switch(settings)
+    if disabled and switch != "off":
+        out.append(
+            Finding(
+                "Lemmy image_upload_disabled",
+                PROBLEM,
+                f"Lemmy refuses every upload itself, so Warden's uploads switch ({switch}) "
+                "and account requirements never apply",
+                "set image_upload_disabled = false and control uploads with Warden's rules.uploads",
             )
-        else:
-            out.append(Finding("Lemmy image_mode", OK, f"{mode} with remote_media = {remote}"))
-        disabled = bool(local.get("image_upload_disabled"))
-        switch = _uploads_switch(settings)
-        if disabled and switch != "off":
-            out.append(
-                Finding(
-                    "Lemmy image_upload_disabled",
-                    PROBLEM,
-                    f"Lemmy refuses every upload itself, so Warden's uploads switch ({switch}) "
-                    "and account requirements never apply",
-                    "set image_upload_disabled = false and control uploads with Warden's "
-                    "rules.uploads",
-                )
-            )
-        else:
-            out.append(
-                Finding(
-                    "Lemmy image_upload_disabled",
-                    OK,
-                    f"{disabled}; Warden's switch is {switch}",
-                )
-            )
+        )
+    else:
+        out.append(
+            Finding("Lemmy image_upload_disabled", OK, f"{disabled}; Warden's switch is {switch}")
+        )
     return out
+
+
+def _upload_wait(local: Mapping[str, Any], settings: Settings) -> Finding:
+    """Lemmy 1.0 waits `image_upload_timeout_seconds` for an upload (main
+    crates/db_schema/src/source/local_site.rs:106, crates/routes/src/images/upload.rs:
+    231-233); Warden's upload deadline must end first."""
+    wait = local.get("image_upload_timeout_seconds")
+    ours = settings.server.hook_deadline_s("upload")
+    if not isinstance(wait, int | float) or ours < wait:
+        return Finding("Lemmy upload wait", OK, f"Warden {ours:g} s, Lemmy {wait} s")
+    return Finding(
+        "Lemmy upload wait",
+        PROBLEM,
+        f"Lemmy waits {wait} s for an upload, Warden may take {ours:g} s",
+        f"set server.deadline_upload_ms below {int(wait * 1000)}, or raise Lemmy's "
+        "image_upload_timeout_seconds",
+    )
 
 
 def _uploads_switch(settings: Settings) -> str:
@@ -282,26 +136,58 @@ def fetch_site(settings: Settings) -> tuple[dict[str, Any], str] | Finding:
 
 
 def probe_nginx(url: str, timeout_s: float = 5.0) -> Finding:
-    """POST a marked request through nginx (the snippet asks Warden about writes only);
-    Warden's /authz refuses exactly that one, so a `warden_probe` error proves nginx
-    asks Warden before passing requests on. Nothing reaches Lemmy when it works."""
-    target = url.rstrip("/") + "/api/v3/warden-probe"
+    """POST two marked requests through nginx, neither carrying a token.
+
+    `POST /api/v3/post` is one Warden rules on (Lemmy 0.19 and 1.0 both route it:
+    LemmyNet/lemmy 0.19.3 src/api_routes_http.rs:194, 1.0.0-beta.1
+    crates/api/routes_v3/src/lib.rs:63), so the snippet must ask Warden, whose
+    /authz answers the probe header with a `warden_probe` refusal: nothing
+    reaches Lemmy. `POST /api/v3/post/like` is one it must not ask about (votes,
+    like inboxes and login never depend on Warden): a `warden_probe` there means
+    the old every-POST snippet is installed. Without a token Lemmy refuses both
+    itself if they do reach it."""
+    base = url.rstrip("/")
     try:
-        answer = httpx.post(target, headers={PROBE_HEADER: "1"}, timeout=timeout_s)
+        guarded = httpx.post(base + "/api/v3/post", headers={PROBE_HEADER: "1"}, timeout=timeout_s)
+        free = httpx.post(
+            base + "/api/v3/post/like", headers={PROBE_HEADER: "1"}, timeout=timeout_s
+        )
     except httpx.HTTPError as exc:
         return Finding("nginx auth_request", PROBLEM, f"{url} did not answer: {exc}", "")
+    code, free_code = _error_code(guarded), _error_code(free)
+    fix = "install deploy/nginx/ (warden-routes.conf, warden.conf) as docs/deploy.md says, reload nginx"
+    if guarded.status_code == 503 and code == "warden_unavailable":
+        return Finding(
+            "nginx auth_request",
+            PROBLEM,
+            f"{url} asks Warden but Warden does not answer it, so guarded POSTs are refused",
+            "start Warden, or fix the address in warden-upstream.conf / warden-proxy.conf",
+        )
+    if not (guarded.status_code == 403 and code == "warden_probe"):
+        return Finding(
+            "nginx auth_request",
+            PROBLEM,
+            f"{url} passed the probe on (status {guarded.status_code}): nginx does not ask Warden",
+            fix,
+        )
+    if free.status_code == 403 and free_code == "warden_probe":
+        return Finding(
+            "nginx auth_request",
+            PROBLEM,
+            f"{url} asks Warden about every POST: votes, login and federation depend on Warden",
+            fix,
+        )
+    return Finding(
+        "nginx auth_request", OK, f"{url} asks Warden about the guarded POSTs, and only those"
+    )
+
+
+def _error_code(answer: httpx.Response) -> str | None:
     try:
         code = answer.json().get("error")
     except (ValueError, AttributeError):
-        code = None
-    if answer.status_code == 403 and code == "warden_probe":
-        return Finding("nginx auth_request", OK, f"{url} asks Warden before passing API calls on")
-    return Finding(
-        "nginx auth_request",
-        PROBLEM,
-        f"{url} passed the probe on (status {answer.status_code}): nginx does not ask Warden",
-        "include deploy/nginx/warden.conf in Lemmy's server block and reload nginx",
-    )
+        return None
+    return code if isinstance(code, str) else None
 
 
 # -- Warden itself ---------------------------------------------------------------
@@ -309,6 +195,16 @@ def probe_nginx(url: str, timeout_s: float = 5.0) -> Finding:
 
 def check_warden(settings: Settings) -> list[Finding]:
     out = []
+    if not settings.server.proxy_allow_from:
+        out.append(
+            Finding(
+                "pict-rs proxy callers",
+                PROBLEM,
+                "server.proxy_allow_from is empty: the ingest proxy refuses Lemmy, so "
+                "uploads and thumbnails fail while Lemmy's pictrs.url points at it",
+                "set server.proxy_allow_from to the Lemmy backends' addresses",
+            )
+        )
     if settings.evidence.enabled and settings.evidence.key is None:
         out.append(
             Finding(
