@@ -69,3 +69,63 @@ def test_missing_or_bad_config_is_a_clear_error(tmp_path):
     bad.write_text("[media]\nmax_bytes = -5\n")
     with pytest.raises(ConfigError, match="max_bytes"):
         load_settings(bad)
+
+
+# -- the second look: score fixtures for the first view and for the second -------
+
+EXPOSED = LabelPolicy.from_thresholds(
+    {
+        "BUTTOCKS_EXPOSED": (0.5, 0.3),
+        "MALE_GENITALIA_EXPOSED": (0.5, 0.3),
+        "FACE_FEMALE": (None, 0.9),
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("scores", "wanted"),
+    [
+        ({}, ()),
+        ({"BUTTOCKS_EXPOSED": 0.45}, ()),  # a review needs no confirmation
+        ({"BUTTOCKS_EXPOSED": 0.80}, ("BUTTOCKS_EXPOSED",)),
+        ({"BUTTOCKS_EXPOSED": 0.80, "FACE_FEMALE": 0.95}, ("BUTTOCKS_EXPOSED",)),
+        ({"BUTTOCKS_EXPOSED": 0.80, "MALE_GENITALIA_EXPOSED": 0.54}, ()),  # corroborated
+    ],
+)
+def test_only_a_reject_resting_on_one_label_gets_a_second_look(scores, wanted):
+    assert EXPOSED.needs_second_look(scores) == wanted
+
+
+@pytest.mark.parametrize(
+    ("again", "decision", "code"),
+    [
+        (0.0, Decision.REVIEW, "label_review"),
+        (0.49, Decision.REVIEW, "label_review"),
+        (0.50, Decision.REJECT, "label_reject"),
+        (0.91, Decision.REJECT, "label_reject"),
+    ],
+)
+def test_a_hit_only_one_view_supports_is_reviewed_never_accepted(again, decision, code):
+    got, reasons = EXPOSED.judge({"BUTTOCKS_EXPOSED": 0.80}, {"BUTTOCKS_EXPOSED": again})
+    assert got is decision
+    assert [r.code for r in reasons] == [code]
+    assert reasons[0].detail["score"] == 0.8 and reasons[0].detail["threshold"] == 0.5
+    if decision is Decision.REVIEW:
+        assert reasons[0].detail["second_look"] == again
+        assert "second look" in reasons[0].message
+
+
+def test_a_second_look_never_changes_a_review_or_another_label():
+    got, reasons = EXPOSED.judge(
+        {"BUTTOCKS_EXPOSED": 0.40, "FACE_FEMALE": 0.95}, {"BUTTOCKS_EXPOSED": 0.0}
+    )
+    assert got is Decision.REVIEW
+    assert [r.detail.get("second_look") for r in reasons] == [None, None]
+
+
+def test_second_look_can_be_switched_off(tmp_path):
+    settings = load_settings(None, data_dir=tmp_path)
+    assert settings.policy.label_policy().needs_second_look({"ANUS_EXPOSED": 0.9})
+    settings.policy.second_look = False
+    strict = settings.policy.label_policy()
+    assert strict.needs_second_look({"ANUS_EXPOSED": 0.9}) == ()

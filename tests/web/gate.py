@@ -11,9 +11,11 @@ from warden.services import Services, build_scanner, build_services
 from warden.store.database import Database
 from warden.store.quarantine import generate_key
 
-#: Policy that refuses a female face: the astronaut photo becomes an ML refusal.
+#: Policy that refuses a female face: the astronaut photo (~0.73) becomes an ML
+#: refusal. Not lower: NudeNet itself reads a FACE_FEMALE of 0.31 into the plain
+#: `gradient()` JPEG, and Warden's scores are NudeNet's.
 FACE_REJECT = {
-    "policy": {"labels": {"FACE_FEMALE": {"reject": 0.3}}},
+    "policy": {"labels": {"FACE_FEMALE": {"reject": 0.5}}},
 }
 
 

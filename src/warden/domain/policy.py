@@ -43,30 +43,82 @@ class LabelRule:
             )
         return None
 
+    def second_look(self, score: float, again: float) -> Reason | None:
+        """A review when a second view does not support a reject (None: it does)."""
+        if self.reject is None or again >= self.reject:
+            return None
+        return Reason(
+            "label_review",
+            f"{self.label} scored {score:.2f} (refused at {self.reject:.2f}), but only "
+            f"{again:.2f} on a second look: sent to review",
+            {
+                "label": self.label,
+                "score": round(score, 4),
+                "threshold": self.reject,
+                "second_look": round(again, 4),
+            },
+        )
+
 
 @dataclass(frozen=True)
 class LabelPolicy:
-    """All label rules in force; labels without a rule never decide anything."""
+    """All label rules in force; labels without a rule never decide anything.
+
+    With `second_look` on, a reject that rests on one label alone is confirmed
+    by other views of the same picture (a tighter crop around the box, a second
+    scale) before it stands: a hit no second view supports at the reject
+    threshold becomes a review. Real detections are stable across views;
+    chance patterns (a colour wheel read as buttocks) often are not. Two or
+    more labels at their reject thresholds corroborate each other and reject
+    at once.
+    """
 
     rules: tuple[LabelRule, ...]
+    second_look: bool = True
 
     @classmethod
     def from_thresholds(
-        cls, thresholds: Mapping[str, tuple[float | None, float | None]]
+        cls,
+        thresholds: Mapping[str, tuple[float | None, float | None]],
+        *,
+        second_look: bool = True,
     ) -> LabelPolicy:
         """Build from `{label: (reject, review)}`."""
-        return cls(tuple(LabelRule(k, rj, rv) for k, (rj, rv) in sorted(thresholds.items())))
+        rules = tuple(LabelRule(k, rj, rv) for k, (rj, rv) in sorted(thresholds.items()))
+        return cls(rules, second_look)
 
-    def judge(self, labels: Mapping[str, float]) -> tuple[Decision, tuple[Reason, ...]]:
-        """The decision for these scores and every rule that fired (worst first)."""
+    def needs_second_look(self, labels: Mapping[str, float]) -> tuple[str, ...]:
+        """The label whose reject would stand alone (empty: none, or corroborated)."""
+        if not self.second_look:
+            return ()
+        rejecting = tuple(
+            rule.label
+            for rule in self.rules
+            if rule.reject is not None and float(labels.get(rule.label, 0.0)) >= rule.reject
+        )
+        return rejecting if len(rejecting) == 1 else ()
+
+    def judge(
+        self, labels: Mapping[str, float], second_look: Mapping[str, float] | None = None
+    ) -> tuple[Decision, tuple[Reason, ...]]:
+        """The decision for these scores and every rule that fired (worst first).
+
+        `second_look` maps a label to its best score in the second views; a
+        label it names whose second score is under the reject threshold is
+        sent to review instead of refused.
+        """
         reasons: list[Reason] = []
         for rule in self.rules:
             score = labels.get(rule.label)
             if score is None:
                 continue
             reason = rule.judge(float(score))
-            if reason is not None:
-                reasons.append(reason)
+            if reason is None:
+                continue
+            again = (second_look or {}).get(rule.label)
+            if reason.code == "label_reject" and again is not None:
+                reason = rule.second_look(float(score), float(again)) or reason
+            reasons.append(reason)
         reasons.sort(key=lambda r: (r.code != "label_reject", -float(r.detail["score"])))
         return decision_for(reasons), tuple(reasons)
 

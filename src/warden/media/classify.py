@@ -5,8 +5,17 @@ loads that file (or one given by path) and does the pre- and post-processing
 itself with NumPy: letterboxing into one batch tensor, one model call for many
 images, and a post-processing pass that thresholds every candidate box of the
 whole batch at once instead of NudeNet's Python loop over 2,100 boxes per image.
-The output is each label's best score, after the same class-agnostic
-non-maximum suppression NudeNet applies, so decisions agree with NudeNet's.
+
+Scores agree with `NudeDetector.detect` because the model sees the same pixels:
+the same cv2 `INTER_LINEAR` resize at the same scale (NudeNet pads to a square
+and lets `blobFromImage` resize it; an antialiased Pillow resize shifted scores
+by up to 0.24 on noisy pictures), the same B, G, R channel order, the same
+class-agnostic suppression over the same box geometry. One difference is kept
+on purpose: the canvas is padded only to the next multiple of 32 on the short
+side, not to a square (20% less work for a 4:3 photo, scores within 0.03 on the
+photos in bench/score_agreement.py). What decoding hands over differs for large
+files (a JPEG decoded in draft mode, a frame reduced by an integer factor): see
+bench/score_agreement.py for the measured effect.
 """
 
 from __future__ import annotations
@@ -17,8 +26,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -80,6 +90,13 @@ class Classifier(Protocol):
     def classify(self, images: Sequence[Image.Image]) -> list[Classification]: ...
 
 
+@runtime_checkable
+class MultiScale(Protocol):
+    """A classifier that can also look at images at another input size."""
+
+    def classify_at(self, images: Sequence[Image.Image], size: int) -> list[Classification]: ...
+
+
 def bundled_model_path() -> Path:
     """The 320n.onnx inside the installed nudenet package (no download, ever)."""
     try:
@@ -106,23 +123,33 @@ STRIDE = 32
 
 
 def letterbox(image: Image.Image, size: int, stride: int = STRIDE) -> tuple[np.ndarray, float]:
-    """Scale the longest side to `size` and pad right/bottom with black, as NudeNet does.
+    """Scale the longest side to `size` exactly as NudeNet does, on a stride-sized canvas.
 
-    NudeNet pads every image to a `size` x `size` square. The model is fully
-    convolutional (its input height and width are dynamic), so Warden pads the
-    short side only up to the next multiple of the stride: a 4:3 photo runs at
-    320x256 instead of 320x320, 20% less work with the same scores (the padding
-    is black either way). Returns the HxWx3 uint8 canvas and the scale from the
-    image to it.
+    NudeNet pads the image with black (right and bottom) to a square, and
+    `cv2.dnn.blobFromImage` resizes that square with `INTER_LINEAR`, which
+    samples rather than averages when shrinking. Here the image is padded only
+    as far as the canvas needs and resized with the same call and the same
+    scale factor (`fx`/`fy`, so the sampling grid is NudeNet's), then the canvas
+    is cut at the next multiple of the stride: the model is fully convolutional,
+    so a 4:3 photo runs at 320x256 instead of 320x320. Returns the HxWx3 uint8
+    RGB canvas and the scale from the image to it.
     """
-    width, height = image.size
-    scale = size / max(width, height)
+    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    height, width = rgb.shape[:2]
+    longest = max(width, height)
+    scale = size / longest
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
-    resized = rgb.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=3.0)
     canvas_h, canvas_w = -(-new_h // stride) * stride, -(-new_w // stride) * stride
+    # source pixels the canvas samples (+2 for the interpolation), black beyond the image
+    pad_h = max(height, min(longest, -(-canvas_h * longest // size) + 2))
+    pad_w = max(width, min(longest, -(-canvas_w * longest // size) + 2))
+    padded = cv2.copyMakeBorder(
+        rgb, 0, pad_h - height, 0, pad_w - width, cv2.BORDER_CONSTANT, value=(0, 0, 0)
+    )
+    resized = cv2.resize(padded, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
     canvas = np.zeros((canvas_h, canvas_w, 3), dtype=np.uint8)
-    canvas[:new_h, :new_w] = np.asarray(resized)
+    h, w = min(canvas_h, resized.shape[0]), min(canvas_w, resized.shape[1])
+    canvas[:h, :w] = resized[:h, :w]
     return canvas, scale
 
 
@@ -188,12 +215,14 @@ def postprocess(
         cls = class_scores[i, picked].argmax(axis=1)
         width, height = sizes[i]
         scale = scales[i]
-        # centre/size in canvas pixels -> corners in image pixels, clipped to the image
+        # centre/size in canvas pixels -> image pixels, clipped as NudeNet clips them
+        # (the corner is clipped, the size only at the far edge), so suppression
+        # compares the same boxes
         cx, cy, bw, bh = (cand[:, k] / scale for k in range(4))
         x1 = np.clip(cx - bw / 2, 0, width)
         y1 = np.clip(cy - bh / 2, 0, height)
-        x2 = np.clip(cx + bw / 2, 0, width)
-        y2 = np.clip(cy + bh / 2, 0, height)
+        x2 = x1 + np.minimum(bw, width - x1)
+        y2 = y1 + np.minimum(bh, height - y1)
         boxes = np.stack([x1, y1, x2, y2], axis=1)
         kept = nms(boxes, conf, iou)
         detections = []
@@ -293,7 +322,10 @@ class NudeNetClassifier:
 
     def classify(self, images: Sequence[Image.Image]) -> list[Classification]:
         """Each image's label scores; images of one canvas shape share a model call."""
-        size = self.input_size
+        return self.classify_at(images, self.input_size)
+
+    def classify_at(self, images: Sequence[Image.Image], size: int) -> list[Classification]:
+        """The same with the longest side scaled to `size` (the second look's second scale)."""
         session = self.session
         input_name = session.get_inputs()[0].name
         prepared = [letterbox(im, size) for im in images]

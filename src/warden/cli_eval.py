@@ -1,0 +1,193 @@
+"""`warden eval`: the refusal rate on an admin's own folder, and thresholds from data."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from warden.jobs.evaluate import Record
+
+err = Console(stderr=True)
+
+Expect = Literal["accept", "review", "reject"]
+
+
+def evaluate(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="A folder of images (sub-folders included).")],
+    expect: Annotated[
+        Expect | None,
+        typer.Option(help="What every file should get (ordinary pictures: accept)."),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels",
+            help="CSV of 'path,expect' rows (paths relative to FOLDER) for a labelled set.",
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Save the threshold plot here (.svg, or .png)."),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, help="Files decoded in parallel.")
+    ] = 2,
+) -> None:
+    """Measure a folder: refusal rate, labels behind each refusal, rates per threshold.
+
+    Rates per threshold need expectations: --expect for every file, --labels for a
+    CSV, or sub-folders named accept, review and reject."""
+    from warden.cli import settings_from
+    from warden.jobs import evaluate as ev
+    from warden.jobs.scan import iter_files
+    from warden.services import build_scanner
+
+    if not folder.is_dir():
+        err.print(f"[red]error:[/red] {folder} is not a folder")
+        raise typer.Exit(2)
+    if plot is not None and plot.suffix.lower() not in (".svg", ".png"):
+        err.print(f"[red]error:[/red] --plot must end in .svg or .png, not {plot.name!r}")
+        raise typer.Exit(2)
+    try:
+        expected = ev.read_labels(labels, folder) if labels else {}
+    except ev.LabelsFileError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    settings = settings_from(ctx)
+    if settings.model.threads == 0:
+        settings = settings.model_copy(deep=True)
+        settings.model.threads = max(1, (os.cpu_count() or 1) // workers)
+    scanner = build_scanner(settings, decode_workers=workers)
+    if scanner.classifier is None:
+        err.print(f"[red]error:[/red] no classifier: {scanner._classifier_error}")
+        raise typer.Exit(2)
+    total = sum(1 for _ in iter_files([folder], True))
+    records: list[Record] = []
+    try:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]evaluating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("eval", total=total)
+            files = iter_files([folder], True)
+            for record in ev.evaluate(
+                scanner, files, folder, expect=expect, labels=expected, workers=workers
+            ):
+                records.append(record)
+                progress.advance(task)
+    finally:
+        scanner.close()
+    if not records:
+        err.print(f"[red]error:[/red] no files in {folder}")
+        raise typer.Exit(2)
+    out = Console()
+    out.print(_summary(records))
+    refused = [r for r in records if r.refused or r.decision == "error"]
+    if refused:
+        out.print(_refusals(refused, folder))
+    rules = [rule.label for rule in settings.policy.label_policy().rules]
+    table = ev.threshold_table(records, ev.interesting_labels(records, rules))
+    for group, rows in table.items():
+        out.print(_thresholds(group, rows, settings.policy.labels))
+    if plot is not None:
+        if not table:
+            err.print("[yellow]no expectations given (--expect, --labels): nothing to plot[/]")
+        else:
+            ev.save_plot(table, plot, f"warden eval {folder.name}")
+            out.print(f"plot saved to {plot} (drawn without matplotlib)")
+
+
+def _summary(records: list[Record]) -> Table:
+    counts = Counter(r.decision for r in records)
+    n = len(records)
+    table = Table(title=f"warden eval: {n} files")
+    table.add_column("decision")
+    table.add_column("files", justify="right")
+    table.add_column("share", justify="right")
+    for decision in ("accept", "review", "reject", "error"):
+        table.add_row(decision, str(counts[decision]), f"{counts[decision] / n:.1%}")
+    refused = counts["review"] + counts["reject"]
+    table.add_row("[bold]refused (review + reject)[/]", str(refused), f"[bold]{refused / n:.2%}[/]")
+    ordinary = [r for r in records if r.ordinary]
+    if ordinary:
+        false = sum(r.refused for r in ordinary)
+        table.add_row(
+            "false refusals (expected accept)", str(false), f"{false / len(ordinary):.2%}"
+        )
+    to_refuse = [r for r in records if r.expected in ("review", "reject")]
+    if to_refuse:
+        missed = sum(r.decision == "accept" for r in to_refuse)
+        table.add_row("missed (expected refused)", str(missed), f"{missed / len(to_refuse):.2%}")
+    return table
+
+
+def _refusals(records: list[Record], root: Path) -> Table:
+    table = Table(title="refusals and the labels behind them")
+    table.add_column("file")
+    table.add_column("decision")
+    table.add_column("why")
+    per_label: Counter[str] = Counter()
+    for r in records:
+        why = [f"{label} {score:.2f} ({code})" for code, label, score in r.label_reasons]
+        per_label.update(label for _, label, _ in r.label_reasons)
+        if not why:
+            why = list(r.reasons)
+        name = str(r.path.relative_to(root)) if r.path.is_relative_to(root) else str(r.path)
+        table.add_row(name, r.decision, "; ".join(why))
+    for label, n in per_label.most_common():
+        table.add_row(f"[dim]  {label}[/dim]", "", f"[dim]{n} file(s)[/dim]")
+    return table
+
+
+def _thresholds(
+    group: str, rows: dict[str, list[float]], configured: Mapping[str, object]
+) -> Table:
+    from warden.jobs.evaluate import THRESHOLDS
+
+    what = (
+        "false-refusal rate by threshold (files expected to pass)"
+        if group == "ordinary"
+        else "detection rate by threshold (files expected to be refused)"
+    )
+    table = Table(title=what, title_justify="left", min_width=len(what))
+    table.add_column("threshold", justify="right")
+    labels = [label for label, rates in rows.items() if any(rates) or label in configured]
+    for label in labels:
+        table.add_column(label, justify="right")
+    for i, t in enumerate(THRESHOLDS):
+        cells = []
+        for label in labels:
+            rule = configured.get(label)
+            mark = ""
+            if rule is not None and getattr(rule, "reject", None) == t:
+                mark = " [red]R[/]"
+            elif rule is not None and getattr(rule, "review", None) == t:
+                mark = " [yellow]r[/]"
+            cells.append(f"{rows[label][i]:.1%}{mark}")
+        table.add_row(f"{t:.2f}", *cells)
+    table.caption = (
+        "R/r: the configured reject/review threshold; first-view scores (before the second look)"
+    )
+    return table
