@@ -247,7 +247,7 @@ def review(ctx: typer.Context) -> None:
 def audit(
     ctx: typer.Context, user: Annotated[str | None, typer.Argument()] = None, limit: int = 50
 ) -> None:
-    """Recent changes to balances, rights and the tree."""
+    """Recent changes to balances, rights and the tree, and why applications were refused."""
     store = _store(ctx)
     pid = _person(ctx, store, user)[0] if user else None
     table = Table("time", "actor", "action", "person", "detail")

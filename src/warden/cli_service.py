@@ -8,7 +8,7 @@ import typer
 
 from warden.errors import StoreError
 from warden.store.database import Database
-from warden.store.tokens import TokenStore
+from warden.store.tokens import DEFAULT_SCOPES, SCOPES, TokenStore
 
 db_app = typer.Typer(help="The database: apply and show migrations.", no_args_is_help=True)
 tokens_app = typer.Typer(
@@ -50,19 +50,40 @@ def _tokens(ctx: typer.Context) -> TokenStore:
 
 
 @tokens_app.command("create")
-def create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Who uses it.")]) -> None:
-    """Create a token and print it once (only its hash is kept)."""
-    token, plaintext = _tokens(ctx).create(name)
-    typer.echo(f"token {token.id} ({token.name}); shown once, keep it:")
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Who uses it.")],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help="What it may do: scan (/api/v1/scan), admin (/api/v1/admin/*). Repeatable;"
+            " default scan only.",
+        ),
+    ] = None,
+) -> None:
+    """Create a token and print it once (only its hash is kept).
+
+    Least privilege: a token only scans unless `--scope admin` is given."""
+    from warden.cli import err
+
+    try:
+        token, plaintext = _tokens(ctx).create(name, scope or DEFAULT_SCOPES)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    scopes = ",".join(s for s in SCOPES if s in token.scopes)
+    typer.echo(f"token {token.id} ({token.name}, scopes {scopes}); shown once, keep it:")
     typer.echo(plaintext)
 
 
 @tokens_app.command("list")
 def list_tokens(ctx: typer.Context) -> None:
-    """One line per token: id, name, created, last used, revoked."""
+    """One line per token: id, name, scopes, created, last used, revoked."""
     for t in _tokens(ctx).list():
+        scopes = ",".join(s for s in SCOPES if s in t.scopes) or "-"
         typer.echo(
-            f"{t.id}\t{t.name}\t{t.created_at:%Y-%m-%d %H:%M}\t"
+            f"{t.id}\t{t.name}\t{scopes}\t{t.created_at:%Y-%m-%d %H:%M}\t"
             f"{t.last_used_at.isoformat() if t.last_used_at else '-'}\t"
             f"{'revoked' if t.revoked_at else 'active'}"
         )

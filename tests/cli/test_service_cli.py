@@ -43,6 +43,23 @@ def test_tokens_create_list_revoke(env):
     assert missing.exit_code == 1 and "no token 99" in missing.output
 
 
+def test_tokens_create_with_scopes(env):
+    default = runner.invoke(app, ["tokens", "create", "scanner"])
+    assert default.exit_code == 0 and "scopes scan)" in default.output
+    both = runner.invoke(app, ["tokens", "create", "ops", "--scope", "scan", "--scope", "admin"])
+    assert both.exit_code == 0 and "scopes scan,admin)" in both.output
+    admin = runner.invoke(app, ["tokens", "create", "reloader", "--scope", "admin"])
+    assert admin.exit_code == 0 and "scopes admin)" in admin.output
+    bad = runner.invoke(app, ["tokens", "create", "x", "--scope", "root"])
+    assert bad.exit_code == 2 and "unknown scope 'root'" in bad.output
+    listed = runner.invoke(app, ["tokens", "list"]).output.splitlines()
+    assert [line.split("\t")[1:3] for line in listed] == [
+        ["scanner", "scan"],
+        ["ops", "scan,admin"],
+        ["reloader", "admin"],
+    ]
+
+
 def test_evidence_commands(env, tmp_path, monkeypatch):
     key = generate_key()
     monkeypatch.setenv("WARDEN_EVIDENCE__KEY", key)

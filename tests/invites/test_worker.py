@@ -67,8 +67,18 @@ def test_valid_code_is_approved_and_others_denied(world):
     assert sorted(n for n, _ in report.denied) == ["eve", "mal"]
     by_app = {a["id"]: a for a in lemmy.applications}
     assert by_app[1]["admin_id"] is not None and by_app[1]["deny_reason"] is None
-    assert "holds no invite code" in by_app[2]["deny_reason"]
-    assert "already used" in by_app[3]["deny_reason"]
+    # the applicant hears the same neutral reason whatever was wrong ...
+    assert by_app[2]["deny_reason"] == by_app[3]["deny_reason"] == settings.deny_reason
+    # ... and the detail stays in Warden's audit log
+    problems = {
+        e.detail["invitee"]: e.detail["problem"]
+        for e in store.audit()
+        if e.action == "application_refused"
+    }
+    assert problems == {
+        "eve": "the answer holds no invite code",
+        "mal": "the invite code was already used",
+    }
     assert [n.name for n in store.tree(alice.id)[0].walk()] == ["alice", "bob"]
     assert store.inviter_of(bob.id) == alice.id
     assert store.invite(used).uses == 0  # type: ignore[union-attr]
@@ -88,12 +98,50 @@ def test_no_double_approval_across_restarts_and_concurrent_workers(world):
     assert store.invite(code).uses == 1  # type: ignore[union-attr]
 
 
+def test_one_application_is_one_guess_and_denials_do_not_help_guessing(world):
+    """An answer stuffed with candidate codes tries only the first; unknown, used,
+    expired and revoked codes all get the same reason."""
+    lemmy, store, settings, alice, _ = world
+    now = utc_now()
+    valid = store.spend(facts_of(alice), now).code
+    unused = store.spend(facts_of(alice), now).code
+    revoked = store.spend(facts_of(alice), now).code
+    store.revoke(revoked, alice.id, now, "alice")
+    lemmy.apply("bob", valid)
+    one_pass(lemmy, store, settings)  # bob uses it
+    guesses = " ".join(f"{i:022d}" for i in range(50))
+    lemmy.apply("mal", f"my codes: {guesses} {unused}")  # a real code, 51st in the answer
+    lemmy.apply("eve", "A" * 22)  # unknown
+    lemmy.apply("zed", valid)  # used
+    lemmy.apply("kim", revoked)  # revoked
+    report = one_pass(lemmy, store, settings)
+    assert report.approved == [] and sorted(n for n, _ in report.denied) == [
+        "eve",
+        "kim",
+        "mal",
+        "zed",
+    ]
+    assert store.invite(unused).uses == 0  # type: ignore[union-attr]
+    denied = [a for a in lemmy.applications if a["deny_reason"] is not None]
+    assert len(denied) == 4 and {a["deny_reason"] for a in denied} == {settings.deny_reason}
+    audit = {
+        e.detail["invitee"]: e.detail for e in store.audit() if e.action == "application_refused"
+    }
+    assert audit["mal"]["codes_in_answer"] == 51 and "50 more" in audit["mal"]["problem"]
+    assert audit["mal"]["tried"] == "000000…"
+    assert "not known" in audit["eve"]["problem"]
+    assert "already used" in audit["zed"]["problem"]
+    assert "revoked" in audit["kim"]["problem"]
+
+
 def test_leave_mode_leaves_bad_applications_for_a_human(world):
     lemmy, store, _, _, _ = world
     lemmy.apply("eve", "no code, sorry")
     report = one_pass(lemmy, store, InviteSettings(enabled=True))
     assert report.left == [("eve", "the answer holds no invite code")]
     assert lemmy.decisions == [] and lemmy.applications[0]["admin_id"] is None
+    one_pass(lemmy, store, InviteSettings(enabled=True))  # read again: audited once
+    assert [e.action for e in store.audit()].count("application_refused") == 1
 
 
 def test_a_ban_in_the_modlog_strikes_the_inviter(world):

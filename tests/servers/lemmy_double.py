@@ -365,6 +365,10 @@ class LemmyDouble:
         self.down = False
         self.identity_calls = 0
         self.seen_ips: list[str] = []  # the rate-limit key of every identity call
+        self.login_ips: list[str] = []  # the rate-limit key of every login
+        # logins are charged to the `register` bucket, 3 an hour by default (LemmyNet/lemmy
+        # 003613b, 0.19 line, src/api_routes_http.rs: `/user/login` wraps `rate_limit.register()`)
+        self.login_limit = RateLimit(fixed_window=self.api == "v4", capacity=3, seconds=3600)
         self.posted: list[tuple[str, str]] = []
         self.rate_limit = RateLimit(fixed_window=self.api == "v4")
         # LocalSite as lemmy-js-client types it (0.19: no image settings in the API;
@@ -657,6 +661,11 @@ class LemmyDouble:
         if method == "POST" and path == (
             "/api/v3/user/login" if v == "v3" else "/api/v4/account/auth/login"
         ):
+            self.login_ips.append(realip(handler))
+            if not self.login_limit.check(realip(handler)):
+                if v == "v3":
+                    return self._error(400, "rate_limit_error")
+                return 429, {"error": "too_many_requests"}
             for account in self.people:
                 if account.name == form.get("username_or_email") and account.password == form.get(
                     "password"

@@ -5,7 +5,12 @@ One pass (`run_once`) does three things with the bot's admin token:
 1. **Applications** (Lemmy 0.19 `RequireApplication`, or 1.0 in the same mode):
    every unread application whose answer holds a valid code is redeemed
    (the ledger's conditional update decides who wins), claimed, and approved;
-   the rest are denied with the reason or left for a human, as configured.
+   the rest are denied or left for a human, as configured. One application is
+   one guess: only the first code-shaped word of the answer is tried, so an
+   answer stuffed with candidate codes tries one. A denial gives the same
+   neutral `invites.deny_reason` whatever was wrong (unknown, used, expired,
+   revoked, no code), so it does not tell a guesser which codes exist; what
+   was wrong goes to Warden's invite audit log (`warden invites audit`).
    Idempotent: a restart finds the redemption and approves again; a second
    worker loses the claim and does nothing.
 2. **Bans**: the modlog's site bans since the last one seen; each banned
@@ -97,31 +102,39 @@ class InviteWorker:
             await self._application(application, report)
 
     async def _redeem(self, application: Application) -> tuple[Redemption | None, str]:
+        """The redemption of the answer's first code, or why there is none (for the
+        audit log and the admin's report, never for the applicant)."""
         codes = codes_in(application.answer)
         if not codes:
             return None, "the answer holds no invite code"
-        problem = ""
-        for code in codes:
-            try:
-                redemption = await asyncio.to_thread(
-                    self.store.redeem,
-                    code,
-                    invitee_id=application.person_id,
-                    invitee_name=application.name,
-                    application_id=application.id,
-                    now=self.clock(),
-                )
-            except InviteRefused as exc:
-                problem = exc.message
-                continue
-            return redemption, ""
-        return None, problem
+        try:
+            redemption = await asyncio.to_thread(
+                self.store.redeem,
+                codes[0],  # one application, one guess
+                invitee_id=application.person_id,
+                invitee_name=application.name,
+                application_id=application.id,
+                now=self.clock(),
+            )
+        except InviteRefused as exc:
+            extra = len(codes) - 1
+            more = f" ({extra} more code-shaped words not tried)" if extra else ""
+            return None, exc.message + more
+        return redemption, ""
 
     async def _application(self, application: Application, report: PassReport) -> None:
         redemption, problem = await self._redeem(application)
         if redemption is None:
+            await asyncio.to_thread(
+                self.store.note_refused_application,
+                application.id,
+                application.person_id,
+                application.name,
+                problem,
+                codes_in(application.answer),
+            )
             if self.settings.on_invalid_code == "deny":
-                reason = f"{self.settings.deny_reason}: {problem}"
+                reason = self.settings.deny_reason  # the same whatever was wrong
                 await self.lemmy.decide_application(self.token, application.id, False, reason)
                 report.denied.append((application.name, problem))
                 log.info(

@@ -535,6 +535,40 @@ class InviteStore:
                 invitee_id, found.inviter_id, inviter.name if inviter else "", code, application_id
             )
 
+    def note_refused_application(
+        self,
+        application_id: int,
+        invitee_id: int,
+        invitee_name: str,
+        problem: str,
+        codes_seen: list[str],
+    ) -> bool:
+        """Keep in the audit log what was wrong with an application the worker did not
+        approve: the applicant only ever hears the neutral `invites.deny_reason`.
+        Once per applicant (a left application is read again every poll); codes are
+        bearer secrets, so only the tried one's prefix is kept. True when written."""
+        with self.db.session() as session:
+            seen = session.scalars(
+                select(InviteAuditRow.id).where(
+                    InviteAuditRow.action == "application_refused",
+                    InviteAuditRow.person_id == invitee_id,
+                )
+            ).first()
+            if seen is not None:
+                return False
+            self._audit(
+                session,
+                "warden",
+                "application_refused",
+                invitee_id,
+                application_id=application_id,
+                invitee=invitee_name,
+                problem=problem,
+                codes_in_answer=len(codes_seen),
+                tried=_short(codes_seen[0]) if codes_seen else None,
+            )
+            return True
+
     def claim_approval(
         self, invitee_id: int, worker: str, now: datetime, stale: timedelta = timedelta(minutes=5)
     ) -> bool:

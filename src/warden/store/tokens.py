@@ -1,8 +1,16 @@
-"""API tokens for every endpoint but pict-rs's: hashed at rest, shown once.
+"""API tokens for every endpoint but pict-rs's: hashed at rest, shown once, scoped.
 
 Only the SHA-256 of a token is stored; a leaked database does not give anyone
 a working token. `verify` looks the hash up and compares it in constant time,
 and refuses revoked tokens.
+
+Each token carries scopes (least privilege): `scan` may call `/api/v1/scan`,
+`admin` may call `/api/v1/admin/*` (reload today). A token made for a
+moderation bot that only scans cannot change the configuration. Tokens made
+before scopes existed were migrated to `scan` only (migration
+0004_token_scopes): the safe direction — an admin re-creates an admin token
+with `warden tokens create NAME --scope admin` rather than every old token
+silently keeping the power to reload.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +29,30 @@ from warden.store.base import Base, UTCDateTime, utcnow
 from warden.store.database import Database
 
 PREFIX = "wdn_"
+#: What a token may do; stored as a comma-separated list in `api_tokens.scopes`.
+SCOPES = ("scan", "admin")
+DEFAULT_SCOPES = ("scan",)
+
+
+def parse_scopes(values: Iterable[str]) -> frozenset[str]:
+    """Validated scopes (ValueError naming the unknown one); at least one."""
+    parts = (part.strip().lower() for value in values for part in value.split(","))
+    chosen = frozenset(part for part in parts if part)
+    unknown = sorted(chosen - set(SCOPES))
+    if unknown:
+        raise ValueError(f"unknown scope {unknown[0]!r}; scopes are {', '.join(SCOPES)}")
+    if not chosen:
+        raise ValueError(f"a token needs at least one scope ({', '.join(SCOPES)})")
+    return chosen
+
+
+def _stored(scopes: frozenset[str]) -> str:
+    return ",".join(s for s in SCOPES if s in scopes)
+
+
+def _loaded(text: str | None) -> frozenset[str]:
+    # an unreadable value grants nothing (fail closed), never a default
+    return frozenset(s for s in (text or "").split(",") if s in SCOPES)
 
 
 class TokenRow(Base):
@@ -31,6 +64,7 @@ class TokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scopes: Mapped[str] = mapped_column(String(64), server_default="scan")
 
 
 @dataclass(frozen=True)
@@ -42,14 +76,20 @@ class ApiToken:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    scopes: frozenset[str] = frozenset()
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
 
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes
+
 
 def _to_token(row: TokenRow) -> ApiToken:
-    return ApiToken(row.id, row.name, row.created_at, row.last_used_at, row.revoked_at)
+    return ApiToken(
+        row.id, row.name, row.created_at, row.last_used_at, row.revoked_at, _loaded(row.scopes)
+    )
 
 
 def token_hash(plaintext: str) -> str:
@@ -62,13 +102,20 @@ class TokenStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    def create(self, name: str) -> tuple[ApiToken, str]:
-        """A new token; the plaintext is returned once and never stored."""
+    def create(self, name: str, scopes: Iterable[str] = DEFAULT_SCOPES) -> tuple[ApiToken, str]:
+        """A new token with these scopes (default: scan only); the plaintext is returned
+        once and never stored. ValueError for a bad name or an unknown scope."""
         if not name.strip() or len(name) > 100:
             raise ValueError("a token name is 1 to 100 characters")
+        chosen = parse_scopes(scopes)
         plaintext = PREFIX + secrets.token_urlsafe(32)
         with self.database.session() as session:
-            row = TokenRow(name=name.strip(), token_hash=token_hash(plaintext), created_at=utcnow())
+            row = TokenRow(
+                name=name.strip(),
+                token_hash=token_hash(plaintext),
+                created_at=utcnow(),
+                scopes=_stored(chosen),
+            )
             session.add(row)
             session.flush()
             return _to_token(row), plaintext

@@ -176,13 +176,21 @@ class LemmyApi(ABC):
 
     login_path: str
 
-    async def login(self, username_or_email: str, password: str, totp: str | None = None) -> str:
+    async def login(
+        self,
+        username_or_email: str,
+        password: str,
+        totp: str | None = None,
+        client_ip: str | None = None,
+    ) -> str:
         """A session token for these credentials (raises LemmyRefused, e.g. incorrect_login).
-        Login and LoginResponse are the same in v3 and v4; only the path differs."""
+        Login and LoginResponse are the same in v3 and v4; only the path differs.
+        `client_ip` is forwarded: Lemmy limits logins per address (its `register`
+        bucket, 3 an hour by default), which must be the user's, not Warden's."""
         form: dict[str, Any] = {"username_or_email": username_or_email, "password": password}
         if totp:
             form["totp_2fa_token"] = totp
-        body = await self._ok("POST", self.login_path, None, body=form)
+        body = await self._ok("POST", self.login_path, None, body=form, client_ip=client_ip)
         if not isinstance(body, dict) or not body.get("jwt"):
             raise LemmyRefused("Lemmy gave no session for that login", "no_jwt")
         return str(body["jwt"])
@@ -283,9 +291,12 @@ class LemmyApi(ABC):
         *,
         params: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
+        client_ip: str | None = None,
     ) -> Any:
         """The body of a 200 answer; Lemmy's own error otherwise, as LemmyRefused."""
-        status, payload = await self._call(method, path, token, params=params, body=body)
+        status, payload = await self._call(
+            method, path, token, params=params, body=body, client_ip=client_ip
+        )
         if status != 200:
             code = payload.get("error", "") if isinstance(payload, dict) else ""
             raise LemmyRefused(f"{method} {path} answered {status} {code}".strip(), str(code))
@@ -339,8 +350,14 @@ class AutoLemmy(LemmyApi):
     async def person(self, username: str, token: str | None = None) -> UserFacts:
         return await self._each(lambda api: api.person(username, token))
 
-    async def login(self, username_or_email: str, password: str, totp: str | None = None) -> str:
-        return await self._each(lambda api: api.login(username_or_email, password, totp))
+    async def login(
+        self,
+        username_or_email: str,
+        password: str,
+        totp: str | None = None,
+        client_ip: str | None = None,
+    ) -> str:
+        return await self._each(lambda api: api.login(username_or_email, password, totp, client_ip))
 
     async def applications(self, token: str) -> list[Application]:
         return await self._each(lambda api: api.applications(token))

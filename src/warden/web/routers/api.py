@@ -1,47 +1,36 @@
-"""`/api/v1`: the media gate for other callers, and admin actions. Bearer tokens.
+"""`/api/v1`: the media gate for other callers, and admin actions. Scoped bearer tokens.
 
-Tokens are made with `warden tokens create NAME`; a missing, unknown or
-revoked token gets 401 `unauthorized`.
+Tokens are made with `warden tokens create NAME [--scope scan|admin]`; a
+missing, unknown or revoked token gets 401 `unauthorized`, a token without the
+route's scope 403 `forbidden` (`/scan` needs `scan`, `/admin/*` needs `admin`).
+
+CSAM-bank names, entry ids and matched hashes never leave Warden through this
+API (they stay in the decisions log and the evidence export): a verdict that
+matched a CSAM bank says `hash_match` and nothing about which list or entry.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from warden.errors import ConfigError, MediaTooLarge
 from warden.media.pipeline import ScanContext
-from warden.store.tokens import ApiToken
 from warden.web.answers import declared_length, error, read_capped
-from warden.web.deps import ServicesDep
+from warden.web.deps import AdminTokenDep, ScanTokenDep, ServicesDep, Unauthorized
+from warden.web.disclosure import public_verdict
 from warden.web.schemas import ErrorOut, ReloadOut, VerdictOut
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
-
-
-class Unauthorized(Exception):
-    """Raised by the token dependency; answered as 401 by the app."""
-
-
-async def require_token(request: Request, services: ServicesDep) -> ApiToken:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip() or services.tokens is None:
-        raise Unauthorized
-    token = await asyncio.to_thread(services.tokens.verify, value.strip())
-    if token is None:
-        raise Unauthorized
-    return token
-
-
-TokenDep = Annotated[ApiToken, Depends(require_token)]
+__all__ = ["Unauthorized", "router", "unauthorized_handler"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "bad_multipart: the multipart body cannot be read."},
     401: {"model": ErrorOut, "description": "unauthorized: missing, unknown or revoked token."},
+    403: {"model": ErrorOut, "description": "forbidden: the token lacks the route's scope."},
     413: {"model": ErrorOut, "description": "file_too_large: over media.max_bytes."},
 }
 _SCAN_BODY = {
@@ -68,11 +57,13 @@ _SCAN_BODY = {
     responses=_ERRORS,
     openapi_extra=_SCAN_BODY,
 )
-async def scan(request: Request, services: ServicesDep, token: TokenDep) -> Any:
+async def scan(request: Request, services: ServicesDep, token: ScanTokenDep) -> Any:
     """Scan the media in the body (raw, or multipart field `file`) and answer the verdict.
 
-    200 carries the decision whatever it is; the caller acts on `decision`.
-    The decision is logged (source `api`, uploader = the token's name) first.
+    Needs a token with the `scan` scope. 200 carries the decision whatever it
+    is; the caller acts on `decision`. The decision is logged (source `api`,
+    uploader = the token's name) first. A match in a CSAM bank is reported as
+    `hash_match` without the bank, the entry or the matched hash.
     """
     gate = services.gate
     assert gate is not None
@@ -92,7 +83,7 @@ async def scan(request: Request, services: ServicesDep, token: TokenDep) -> Any:
         return error("bad_multipart", str(exc), 400)
     context = ScanContext(source="api", declared_type=content_type, uploader=f"token:{token.name}")
     outcome = await gate.check(data, context)
-    return {"id": outcome.decision_id, **outcome.verdict.as_dict()}
+    return {"id": outcome.decision_id, **public_verdict(outcome.verdict.as_dict())}
 
 
 class _BadMultipart(Exception):
@@ -122,13 +113,15 @@ async def _multipart_file(request: Request, limit: int) -> tuple[bytes, str]:
     response_model=ReloadOut,
     responses={
         401: _ERRORS[401],
+        403: _ERRORS[403],
         422: {"model": ErrorOut, "description": "config_error: settings kept."},
     },
 )
-async def reload(services: ServicesDep, token: TokenDep) -> Any:
+async def reload(services: ServicesDep, token: AdminTokenDep) -> Any:
     """Re-read settings and rules: new thresholds and failure modes apply to the next scan.
 
-    A config that does not load answers 422 `config_error` and changes nothing.
+    Needs a token with the `admin` scope. A config that does not load answers
+    422 `config_error` and changes nothing.
     """
     try:
         version = await asyncio.to_thread(services.reload)
@@ -138,6 +131,9 @@ async def reload(services: ServicesDep, token: TokenDep) -> Any:
 
 
 def unauthorized_handler(request: Request, exc: Exception) -> JSONResponse:
-    response = error("unauthorized", "a valid API token is required (Authorization: Bearer …)", 401)
-    response.headers["WWW-Authenticate"] = "Bearer"
+    """401 `unauthorized` (no usable token) or 403 `forbidden` (a token without the scope)."""
+    refusal = exc if isinstance(exc, Unauthorized) else Unauthorized()
+    response = error(refusal.code, refusal.message, refusal.status)
+    if refusal.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
     return response
