@@ -15,10 +15,12 @@ src/lib.rs:92, :208; e10cb14 = v0.4.1 src/lib.rs:79, :152).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from warden.config import Settings
 from warden.jobs.findings import INFO, OK, PROBLEM, Finding
@@ -139,15 +141,29 @@ def _hook(config: Mapping[str, Any], settings: Settings) -> Finding:
             f"media.external_validation points at {hook}, not at Warden's /pictrs/validate",
             "point it at http://<warden>:8790/pictrs/validate",
         )
-    if settings.server.pictrs_secret is not None and "secret=" not in str(hook):
+    parts = urlsplit(str(hook))
+    carries = parts.password is not None or "secret=" in parts.query
+    if settings.server.pictrs_secret is not None and not carries:
         return Finding(
             name,
             PROBLEM,
-            "server.pictrs_secret is set but the hook URL carries no ?secret=: every "
+            "server.pictrs_secret is set but the hook URL carries no secret: every "
             "image will be refused",
-            "append ?secret=<server.pictrs_secret> to media.external_validation",
+            "pict-rs 0.5: put it in the URL's user info, http://pictrs:<server.pictrs_secret>@"
+            "<warden>:8790/pictrs/validate (sent as an Authorization header, never in a "
+            "request line); pict-rs 0.4: append ?secret=<server.pictrs_secret>",
         )
-    return Finding(name, OK, f"pict-rs asks {hook}")
+    return Finding(name, OK, f"pict-rs asks {_without_secrets(parts)}")
+
+
+def _without_secrets(parts: SplitResult) -> str:
+    """The hook URL as it may be shown: the password and ?secret= values masked."""
+    query = re.sub(r"(?i)(\bsecret=)[^&]*", r"\1[redacted]", parts.query)
+    if parts.password is None:
+        return urlunsplit(parts._replace(query=query))
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{parts.username or ''}:[redacted]@{host}"
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _api_key(config: Mapping[str, Any], settings: Settings) -> Finding:

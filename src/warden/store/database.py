@@ -8,6 +8,9 @@ is what `warden db upgrade` and `warden serve` run.
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from warden.errors import StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+log = logging.getLogger(__name__)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
@@ -31,12 +35,44 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor.close()
 
 
+def private_sqlite_file(path: Path) -> None:
+    """Make `path` a database file only its owner can read: 0600 in a 0700 folder.
+
+    The database holds CSAM-bank hashes, refused media's hashes, invite codes and
+    token digests (issue 12, finding 8: they were 0644 in a 0755 folder). SQLite
+    creates the -wal and -shm files with the database file's own permissions
+    (sqlite3.c `findCreateFileMode`), so creating the file 0600 before SQLite
+    opens it covers them; existing files of ours are tightened. A folder that
+    already exists is the admin's: it is not changed, only reported when others
+    may enter it.
+    """
+    folder = path.parent
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700)
+    elif folder.stat().st_mode & 0o077:
+        log.warning(
+            "%s is open to other users (mode %o): `chmod 700 %s` keeps the database's "
+            "folder private",
+            folder,
+            stat.S_IMODE(folder.stat().st_mode),
+            folder,
+        )
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    for member in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if member.exists() and stat.S_IMODE(member.stat().st_mode) & 0o077:
+                member.chmod(0o600)
+        except OSError as exc:
+            log.warning("could not make %s private (chmod 600): %s", member, exc)
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; creates the folder of a SQLite file if needed."""
+    """An engine for `url`; for a SQLite file, creates it (and its folder) private."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from warden.store.database import private_sqlite_file
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS purge (
     alias TEXT PRIMARY KEY,
@@ -35,7 +37,7 @@ def _now() -> str:
 
 class PurgeLedger:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(path)  # 0600 in a 0700 folder, like the main database
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -107,7 +107,7 @@ def key_file_key(data_dir: Path) -> bytes:
     """The embedded default: `data_dir/evidence.key`, generated (0600) on first use."""
     path = data_dir / "evidence.key"
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(generate_key() + "\n")

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from warden.store.database import private_sqlite_file
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scanned (
     key TEXT PRIMARY KEY,
@@ -51,7 +53,7 @@ def _now() -> str:
 
 class RescanLedger:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(path)  # 0600 in a 0700 folder, like the main database
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")

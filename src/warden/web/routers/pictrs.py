@@ -11,48 +11,68 @@ status becomes pict-rs's own 400 `failed-external-validation`
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
-import ipaddress
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from warden.domain.verdict import Decision
-from warden.errors import MediaTooLarge
+from warden.errors import BodyTimeout, MediaTooLarge
 from warden.media.pipeline import ScanContext
 from warden.services import Services
 from warden.web.answers import declared_length, error, read_capped, refusal_status
 from warden.web.deps import ServicesDep
+from warden.web.peers import client_address, in_networks, networks
 
 router = APIRouter(tags=["pict-rs"])
+
+
+def presented_secrets(request: Request, query_secret: str | None) -> list[str]:
+    """Every secret the caller presented: the HTTP Basic password (pict-rs 0.5's reqwest
+    moves a URL's `user:password@` into `Authorization: Basic` and drops it from the
+    URL: seanmonstar/reqwest v0.11.24 and v0.12.4 src/async_impl/request.rs:164-176,
+    :572-597, under reqwest-middleware's `request`), an X-Warden-Secret header, and
+    `?secret=` (pict-rs 0.4's client sends only the URL; `warden serve` redacts it
+    from the access log)."""
+    found = list(request.headers.getlist("x-warden-secret"))
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            decoded = ""
+        if ":" in decoded:
+            found.append(decoded.partition(":")[2])
+    if query_secret is not None:
+        found.append(query_secret)
+    return found
 
 
 def _allowed(services: Services, request: Request, secret: str | None) -> bool:
     server = services.settings.server
     if server.pictrs_secret is not None:
         expected = server.pictrs_secret.get_secret_value().encode()
-        if secret is None or not hmac.compare_digest(secret.encode(), expected):
+        given = presented_secrets(request, secret)
+        if not any(hmac.compare_digest(value.encode(), expected) for value in given):
             return False
     return not server.pictrs_allow_from or client_in(request, server.pictrs_allow_from)
 
 
-def client_in(request: Request, networks: list[str]) -> bool:
-    """True when the connecting peer's address is in one of `networks`.
+def client_in(request: Request, allowed: list[str]) -> bool:
+    """True when the client (web/peers.py: the TCP peer, or behind one of
+    server.trusted_proxies the rightmost untrusted X-Forwarded-For address) is in one
+    of the `allowed` networks.
 
-    The peer is the TCP connection's, never an X-Forwarded-For header: Lemmy
-    forwards every header of the uploader to pict-rs and adds its own
+    Lemmy forwards every header of the uploader to pict-rs and adds its own
     `X-Forwarded-For: <peer ip:port>` (LemmyNet/lemmy 0.19.3
     crates/routes/src/images.rs:69-90 and :107; 1.0 main
     crates/routes/src/images/utils.rs:17-40 and upload.rs:227), so that header
-    says who uploaded, not who is calling. `warden serve` runs uvicorn with
-    proxy_headers off for the same reason (cli.py).
+    says who uploaded, not who is calling: it is read only from trusted proxies,
+    and `warden serve` runs uvicorn with proxy_headers off (web/listeners.py).
     """
-    host = request.client.host if request.client else ""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return any(address in ipaddress.ip_network(n, strict=False) for n in networks)
+    return in_networks(client_address(request), networks(allowed))
 
 
 @router.post(
@@ -60,6 +80,7 @@ def client_in(request: Request, networks: list[str]) -> bool:
     responses={
         200: {"description": "Accepted: pict-rs stores the media."},
         403: {"description": "Wrong secret or address: pict-rs refuses the media."},
+        408: {"description": "The body came slower than server.body_timeout_s: refused, logged."},
         413: {"description": "Larger than media.max_bytes: pict-rs refuses it."},
         422: {"description": "Refused by policy, labels, hash banks or format."},
         503: {"description": "No decision (timeout, model, database) and failing closed."},
@@ -68,7 +89,10 @@ def client_in(request: Request, networks: list[str]) -> bool:
 async def validate(
     request: Request,
     services: ServicesDep,
-    secret: str | None = Query(None, description="Shared secret when server.pictrs_secret is set."),
+    secret: str | None = Query(
+        None,
+        description="Shared secret when server.pictrs_secret is set, for pict-rs 0.4 (0.5 sends it as the Basic password from the URL's user info).",
+    ),
     source: str | None = Query(
         None,
         pattern="^(upload|remote)$",
@@ -102,6 +126,14 @@ async def validate(
         outcome = await gate.refuse_unread(
             context, exc.code, exc.message, declared or limit + 1, {"limit": limit}
         )
+    except BodyTimeout as exc:
+        # a body slower than server.body_timeout_s (web/deadlines.py): logged like
+        # every other refusal, then 408; pict-rs refuses the media
+        timeout = services.settings.server.body_timeout_s
+        await gate.refuse_unread(
+            context, exc.code, exc.message, declared or 0, {"timeout_s": timeout}
+        )
+        return error(exc.code, exc.message, 408)
     else:
         # Lemmy waits 10 s for a remote fetch and 30 s for an upload
         # (ServerSettings.deadline_*_ms): each source gets its own deadline

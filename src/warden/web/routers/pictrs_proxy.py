@@ -34,7 +34,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from warden.adapters.pictrs_proxy import ingest_kind, pictrs_path
+from warden.errors import BodyTimeout
 from warden.web.deps import ServicesDep
+from warden.web.peers import client_address
 from warden.web.routers.pictrs import client_in
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,8 @@ async def proxy(path: str, request: Request, services: ServicesDep) -> Response:
     caller outside server.proxy_allow_from."""
     server = services.settings.server
     if not client_in(request, server.proxy_allow_from):
-        peer = request.client.host if request.client else "unknown"
+        address = client_address(request)
+        peer = str(address) if address is not None else "unknown"
         log.warning("pict-rs proxy refused %s: not in server.proxy_allow_from", peer)
         return _refusal(
             403,
@@ -89,6 +92,8 @@ async def proxy(path: str, request: Request, services: ServicesDep) -> Response:
                 request.headers,
                 request.stream(),
             )
+    except BodyTimeout as exc:  # Lemmy's upload stream stalled (web/deadlines.py)
+        return _refusal(408, "request-timeout", exc.message)
     except Exception as exc:
         log.warning("pict-rs unreachable through the proxy: %s", exc)
         return _refusal(502, "bad-gateway", f"pict-rs unreachable: {exc}")
@@ -110,6 +115,7 @@ for _method in METHODS:  # one route per method: each gets its own OpenAPI opera
         operation_id=f"pictrs_proxy_{_method.lower()}",
         responses={
             403: {"description": "Caller not in server.proxy_allow_from, or a blocked fetch."},
+            408: {"description": "The request body came slower than server.body_timeout_s."},
             404: {"description": "Not a path Lemmy asks pict-rs for."},
             502: {"description": "pict-rs could not be reached."},
         },
