@@ -310,3 +310,46 @@ def test_jpeg_xl_animation_is_refused_rather_than_half_scanned():
 def test_truncated_jpeg_xl_header_is_refused_as_truncated():
     with pytest.raises(errors.TruncatedMedia):
         decode(b"\xff\x0a\x00", LIMITS)
+
+
+# -- limits before every allocation (issue 12) ------------------------------------
+
+
+def test_progressive_jpeg_scans_are_counted_before_decoding():
+    from tests import bombs
+
+    ordinary = encode(gradient(640, 480), "JPEG", progressive=True)
+    assert decode(ordinary, LIMITS).info.format == "jpeg"
+    repeated = bombs.progressive_scan_bomb(30, side=640)
+    assert decode(repeated, DecodeLimits(max_scans=40)).info.width == 640
+    with pytest.raises(errors.TooManyScans, match="36 scans; the limit is 20"):
+        decode(repeated, DecodeLimits(max_scans=20))
+
+
+def test_webp_canvas_is_read_from_the_header_before_libwebp_allocates_it():
+    from tests import bombs
+    from warden.media.headers import webp_canvas
+
+    real = encode(gradient(300, 200), "WEBP", quality=80)
+    assert webp_canvas(real) == (300, 200)
+    assert webp_canvas(encode(gradient(300, 200), "WEBP", lossless=True)) == (300, 200)
+    assert webp_canvas(bombs.webp_tiny_huge()) == (16_384, 16_384)
+    with pytest.raises(errors.TooManyPixels, match="16384x16384"):
+        decode(bombs.webp_tiny_huge(), LIMITS)
+    with pytest.raises(errors.BadDimensions, match="300x200"):
+        decode(real, DecodeLimits(max_side=250))
+
+
+def test_every_page_is_checked_before_it_is_decoded():
+    from tests import bombs
+
+    two_pages = bombs.tiff_pages([(16, 16), (16, 16), (3000, 3000)])
+    with pytest.raises(errors.TooManyPixels, match="frame 2 declares 3000x3000"):
+        decode(two_pages, DecodeLimits(max_pixels=1_000_000))
+
+
+def test_pixels_decoded_across_frames_have_a_budget():
+    data = _gif(40, 64)  # 40 frames of 64 x 64 = 163,840 pixels in all
+    with pytest.raises(errors.TooManyPixels, match="the limit across frames is 100,000"):
+        decode(data, DecodeLimits(max_decoded_pixels=100_000))
+    assert decode(data, DecodeLimits(max_decoded_pixels=200_000)).info.frame_count == 40

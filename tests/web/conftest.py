@@ -23,5 +23,6 @@ def gate_services_tracked() -> Iterator[Callable[..., Services]]:
 
     yield make
     for services in made:
+        services.scanner.close()  # its decoder processes
         if services.database is not None:
             services.database.dispose()

@@ -94,7 +94,8 @@ async def test_reload_swaps_thresholds_and_metrics_count_decisions(
     services = gate_services_tracked(settings, classifier, config_path=config)
     face = encode(astronaut)
     async with _client(services) as client:
-        auth = _token(services)
+        assert services.tokens is not None
+        auth = {"Authorization": f"Bearer {services.tokens.create('ops', ['admin'])[1]}"}
         before = await client.post("/pictrs/validate", content=face)
         config.write_text("[policy.labels.FACE_FEMALE]\nreject = 0.3\n")
         reloaded = await client.post("/api/v1/admin/reload", headers=auth)

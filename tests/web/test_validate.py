@@ -68,7 +68,8 @@ def test_pictrs_stores_accepted_media_and_not_refused_media(
     assert rejected.verdict.labels["FACE_FEMALE"] >= 0.3
     assert accepted.evidence_id is None and rejected.evidence_id is not None
     item = services.evidence.show(rejected.evidence_id)
-    assert item.metadata["decision_id"] == rejected.id
+    # evidence is written first, so the decision names it (not the other way round)
+    assert item.metadata["evidence_id"] == rejected.evidence_id
     assert item.metadata["sha256"] == rejected.verdict.sha256
     assert services.evidence.media(rejected.evidence_id) == face
 

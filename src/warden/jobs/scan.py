@@ -2,9 +2,11 @@
 
 Paths are walked lazily (`os.scandir`), files are read and scanned in small
 batches by a fixed number of worker threads with a bounded window of work in
-flight, and results are printed in input order as they complete. Memory stays
-constant however many files a folder holds, and an unreadable or hostile file
-only ever produces its own `reject` or `error` line.
+flight, and results are printed in input order as they complete. Each thread
+decodes through the scanner's pool of as many decoder processes (memory, CPU
+and wall-clock limits; a bomb kills only its worker). Memory stays constant
+however many files a folder holds, and an unreadable or hostile file only ever
+produces its own `reject` or `error` line.
 """
 
 from __future__ import annotations
@@ -131,12 +133,21 @@ def run_scan(
     """Scan, print, and return the exit status (0 accepted, 1 refused/review, 2 unreadable)."""
     from warden.services import build_scanner
 
-    console = Console(stderr=True)
     if settings.model.threads == 0:
         # one model thread per worker: parallel streams beat threads inside one call
         settings = settings.model_copy(deep=True)
         settings.model.threads = max(1, (os.cpu_count() or 1) // workers)
-    scanner = build_scanner(settings)
+    scanner = build_scanner(settings, decode_workers=workers)
+    try:
+        return _print_scan(scanner, paths, as_json=as_json, recursive=recursive, workers=workers)
+    finally:
+        scanner.close()
+
+
+def _print_scan(
+    scanner: Scanner, paths: list[Path], *, as_json: bool, recursive: bool, workers: int
+) -> int:
+    console = Console(stderr=True)
     if scanner.classifier is None:
         console.print(
             f"[yellow]warning:[/yellow] {scanner._classifier_error}; every file will be refused"

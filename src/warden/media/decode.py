@@ -6,9 +6,17 @@ is decoded, JPEGs are decoded in draft mode straight to the scanning resolution,
 animations are sampled (first frame and evenly spaced ones), and every failure
 becomes a `MediaError` whose code and message say what was wrong.
 
-Decoding is cooperative about time: the deadline is checked between frames and
-stages. A single frame cannot run away, because its pixel count is bounded
-before decoding starts.
+Limits are checked before every allocation, not only on the first frame: the
+bytes are read for what Pillow would allocate before `Image.open` (WebP's
+canvas, which libwebp allocates while opening; the number of progressive JPEG
+scans, each a full pass over the image), the size is checked again after every
+seek (a GIF frame larger than its logical screen grows the canvas, a TIFF page
+or HEIF image has its own size), the pixels decoded across frames have a
+budget, and Pillow's own bomb guard stays on as an error.
+
+Decoding is cooperative about time here (the deadline is checked between
+frames); `decoder_pool` runs this module in worker processes that are killed
+at the deadline, so a single frame that runs away cannot hold a worker either.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import io
 import re
 import struct
 import time
+import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,13 +41,15 @@ from warden.errors import (
     EmptyMedia,
     MediaError,
     MediaTooLarge,
-    PolyglotMedia,
     TooManyFrames,
     TooManyPixels,
+    TooManyScans,
     TruncatedMedia,
     UnsupportedFormat,
 )
 from warden.media import jxl
+from warden.media.headers import jpeg_size, webp_canvas
+from warden.media.polyglot import check_polyglot
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,9 @@ class DecodeLimits:
     sample_frames: int = 8
     timeout_s: float = 5.0
     scan_side: int = 320
+    max_scans: int = 100
+    max_scan_pixels: int = 2_000_000_000
+    max_decoded_pixels: int = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -121,7 +135,6 @@ _NOT_IMAGES: tuple[tuple[bytes, str], ...] = (
     (b"ID3", "an MP3 file"),
     (b"\x00\x00\x01\x00", "an ICO icon"),
 )
-_MARKUP = re.compile(rb"<(?:script|html|svg|iframe|body|object|embed|\?php)\b", re.IGNORECASE)
 _TEXT_START = re.compile(rb"^(?:\xef\xbb\xbf)?\s*<", re.DOTALL)
 
 
@@ -165,34 +178,18 @@ def sniff(data: bytes) -> Format:
     )
 
 
-def check_polyglot(data: bytes, fmt: Format) -> None:
-    """Refuse files that are also something else: a ZIP, a PDF, or a web page.
-
-    Browsers and archive tools will happily open such a file as its other
-    self, so an image that is also a ZIP or a page with a script is refused even
-    if its pixels are harmless.
-    """
-    if b"%PDF-" in data[1:1024]:
-        raise PolyglotMedia(f"{fmt.name} file that is also a PDF document (polyglot)")
-    if b"PK\x05\x06" in data[-65_557:]:
-        raise PolyglotMedia(f"{fmt.name} file that is also a ZIP archive (polyglot)")
-    found = _MARKUP.search(data)
-    if found is not None:
-        tag = found.group(0).decode("latin-1")
-        raise PolyglotMedia(f"{fmt.name} file that carries markup ({tag!r}): refused as a polyglot")
-
-
 @functools.cache
 def _register_plugins() -> bool:
     """Prepare Pillow once, on first use rather than at import.
 
-    Teaches it HEIC (pillow-heif) and JPEG XL (pillow-jxl-plugin), and hands
-    pixel limits to Warden: Pillow's own decompression-bomb check is a
-    process-wide constant that fires inside `Image.open` with its own wording,
-    while `_decode` checks the configured limits from every header before any
-    pixel is decoded and says which limit.
+    Teaches it HEIC (pillow-heif) and JPEG XL (pillow-jxl-plugin), and keeps
+    Pillow's own decompression-bomb guard on as an error: it fires where Pillow
+    allocates inside a plugin (a GIF canvas that grows, a TIFF tile, an MPO
+    frame), places `_decode` cannot reach between two calls. Its limit is set
+    to `max_pixels` on every decode; `_decode` checks the same limits first
+    wherever it can, so the refusal names the limit.
     """
-    Image.MAX_IMAGE_PIXELS = None
+    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
     jxl_decoder()
     try:
         import pillow_heif
@@ -253,12 +250,23 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+#: Modes `Image.reduce` handles; others (palette, 1-bit, 16-bit) are converted first.
+_REDUCIBLE = frozenset({"L", "LA", "La", "RGB", "RGBA", "RGBa", "I", "F", "CMYK", "YCbCr", "PA"})
+
+
 def _shrink(image: Image.Image, scan_side: int) -> Image.Image:
-    """Reduce by an integer factor so the shorter side stays >= scan_side."""
+    """Reduce by an integer factor so the shorter side stays >= scan_side.
+
+    Runs before the RGB conversion, so a large image is converted (and its alpha
+    composited) at scanning size: converting a 100 MP RGBA image first would
+    hold three more full-size copies.
+    """
     factor = min(image.size) // scan_side
-    if factor >= 2:
-        return image.reduce(factor)
-    return image
+    if factor < 2:
+        return image
+    if image.mode not in _REDUCIBLE:
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    return image.reduce(factor)
 
 
 def _classify_pillow_error(exc: BaseException, fmt: Format) -> MediaError:
@@ -266,11 +274,60 @@ def _classify_pillow_error(exc: BaseException, fmt: Format) -> MediaError:
     lowered = text.lower()
     if isinstance(exc, EOFError) or "truncated" in lowered or "premature end" in lowered:
         return TruncatedMedia(f"{fmt.name} file is truncated ({text})")
-    if isinstance(exc, Image.DecompressionBombError):
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return TooManyPixels(f"{fmt.name} image is a decompression bomb ({text})")
+    if isinstance(exc, OverflowError):
+        return CorruptMedia(f"{fmt.name} file declares values out of range ({text})")
     if isinstance(exc, zlib.error):
         return CorruptMedia(f"{fmt.name} compressed data is corrupt ({text})")
     return CorruptMedia(f"{fmt.name} file is corrupt ({text})")
+
+
+def preflight(data: bytes, limits: DecodeLimits) -> Format:
+    """The checks that need only the bytes: size, format, and what the header
+    promises to allocate or cost. Pure Python over bytes, no decoder involved,
+    so the service runs it before a file may occupy a decoder process."""
+    if not data:
+        raise EmptyMedia("the file is empty (0 bytes)")
+    if len(data) > limits.max_bytes:
+        raise MediaTooLarge(f"the file is {len(data):,} bytes; the limit is {limits.max_bytes:,}")
+    fmt = sniff(data)
+    check_structure(data, fmt, limits)
+    return fmt
+
+
+def check_structure(data: bytes, fmt: Format, limits: DecodeLimits) -> None:
+    """Refuse from the bytes what the decoder would pay for before any check of ours.
+
+    A progressive JPEG's scans are each a pass over the whole image (a 10000 x
+    10000 grayscale file with its last scan repeated costs ~40 ms per copy, for
+    141 bytes each); `FF DA` never occurs inside entropy-coded data (an `FF`
+    there is stuffed with `00`), so counting it over the file bounds the scans
+    of every frame, MPO included. Scans times pixels bounds the work itself
+    (`max_scan_pixels`: 20 scans of 100 MP, under a second), so a file within
+    the scan count cannot hold a decoder for the whole deadline either.
+    libwebp allocates the whole canvas while Pillow opens a WebP (a 34-byte
+    file can ask for 2.7 GB), so its header size is checked here.
+    """
+    if fmt.name == "jpeg":
+        scans = data.count(b"\xff\xda")
+        if scans > limits.max_scans:
+            raise TooManyScans(
+                f"jpeg file has {scans:,} scans; the limit is {limits.max_scans:,} "
+                "(each progressive scan is another pass over the whole image)"
+            )
+        size = jpeg_size(data)
+        if size is not None and scans * size[0] * size[1] > limits.max_scan_pixels:
+            raise TooManyScans(
+                f"jpeg file has {scans:,} scans of {size[0]}x{size[1]} pixels = "
+                f"{scans * size[0] * size[1]:,} pixel passes; the limit is "
+                f"{limits.max_scan_pixels:,}"
+            )
+    elif fmt.name == "webp":
+        size = webp_canvas(data)
+        if size is None:
+            raise CorruptMedia("webp file has no readable VP8, VP8L or VP8X header")
+        _check_size(fmt, size[0], size[1], limits)
 
 
 def decode(data: bytes, limits: DecodeLimits) -> DecodedMedia:
@@ -281,13 +338,18 @@ def decode(data: bytes, limits: DecodeLimits) -> DecodedMedia:
         raise MediaTooLarge(f"the file is {len(data):,} bytes; the limit is {limits.max_bytes:,}")
     fmt = sniff(data)
     check_polyglot(data, fmt)
+    check_structure(data, fmt, limits)
     _register_plugins()
+    Image.MAX_IMAGE_PIXELS = limits.max_pixels  # process-wide; every decode sets the same
     deadline = _Deadline(limits.timeout_s)
     try:
         return _decode(data, fmt, limits, deadline)
     except MediaError:
         raise
     except (
+        Image.DecompressionBombWarning,
+        OverflowError,
+        RuntimeError,
         OSError,
         SyntaxError,
         ValueError,
@@ -305,16 +367,18 @@ def decode(data: bytes, limits: DecodeLimits) -> DecodedMedia:
         raise TooManyPixels(f"{fmt.name} image needs more memory than allowed") from exc
 
 
-def _check_size(fmt: Format, width: int, height: int, limits: DecodeLimits) -> None:
+def _check_size(
+    fmt: Format, width: int, height: int, limits: DecodeLimits, *, what: str = "header"
+) -> None:
     if width <= 0 or height <= 0:
-        raise BadDimensions(f"{fmt.name} header declares {width}x{height} pixels")
+        raise BadDimensions(f"{fmt.name} {what} declares {width}x{height} pixels")
     if width > limits.max_side or height > limits.max_side:
         raise BadDimensions(
-            f"{fmt.name} header declares {width}x{height} pixels; no side may exceed {limits.max_side:,}"
+            f"{fmt.name} {what} declares {width}x{height} pixels; no side may exceed {limits.max_side:,}"
         )
     if width * height > limits.max_pixels:
         raise TooManyPixels(
-            f"{fmt.name} header declares {width}x{height} = {width * height:,} pixels; "
+            f"{fmt.name} {what} declares {width}x{height} = {width * height:,} pixels; "
             f"the limit is {limits.max_pixels:,}"
         )
 
@@ -334,10 +398,53 @@ def _check_jxl(data: bytes, fmt: Format, limits: DecodeLimits) -> None:
         )
 
 
+def _open(data: bytes, fmt: Format) -> Image.Image:
+    """`Image.open` for one known format, minus its own size check at the end.
+
+    That check would refuse a huge header in Pillow's words before `_check_size`
+    can say which limit; the checks inside the plugins (a GIF frame growing the
+    canvas, a TIFF tile, WebP) still run, against `Image.MAX_IMAGE_PIXELS`.
+    """
+    if fmt.pillow not in Image.OPEN:
+        Image.init()
+    entry = Image.OPEN.get(fmt.pillow)
+    if entry is None:
+        raise UnsupportedFormat(f"{fmt.name}: no decoder for this format is installed")
+    factory, accept = entry
+    accepted = True if accept is None else accept(data[:16])
+    if isinstance(accepted, str) or not accepted:
+        raise CorruptMedia(f"{fmt.name} file has a header its decoder does not accept")
+    return factory(io.BytesIO(data), "")
+
+
+class _PixelBudget:
+    """Pixels decoded so far across frames and pages, checked before each one is.
+
+    GIF, APNG and WebP animations decode every frame up to the last one sampled
+    (each is drawn on the previous), so a long animation of large frames costs
+    frames x canvas even when only eight are scanned.
+    """
+
+    def __init__(self, fmt: Format, limits: DecodeLimits) -> None:
+        self._fmt = fmt
+        self._limits = limits
+        self.spent = 0
+
+    def charge(self, image: Image.Image, frame: int) -> None:
+        width, height = image.size
+        _check_size(self._fmt, width, height, self._limits, what=f"frame {frame}")
+        self.spent += width * height
+        if self.spent > self._limits.max_decoded_pixels:
+            raise TooManyPixels(
+                f"{self._fmt.name}: decoding up to frame {frame} means {self.spent:,} pixels; "
+                f"the limit across frames is {self._limits.max_decoded_pixels:,}"
+            )
+
+
 def _decode(data: bytes, fmt: Format, limits: DecodeLimits, deadline: _Deadline) -> DecodedMedia:
     if fmt.name == "jxl":
         _check_jxl(data, fmt, limits)
-    image = Image.open(io.BytesIO(data), formats=[fmt.pillow])
+    image = _open(data, fmt)
     width, height = image.size
     _check_size(fmt, width, height, limits)
     frame_count = int(getattr(image, "n_frames", 1) or 1)
@@ -349,16 +456,21 @@ def _decode(data: bytes, fmt: Format, limits: DecodeLimits, deadline: _Deadline)
     if fmt.name == "jpeg":
         image.draft("RGB", (limits.scan_side, limits.scan_side))
     wanted = sample_indices(frame_count, limits.sample_frames)
+    budget = _PixelBudget(fmt, limits)
     frames: list[Frame] = []
     current = 0
+    budget.charge(image, 0)
     for index in wanted:
         while current < index:
             current += 1
+            # seeking decodes the frame before (a GIF draws on it), then reads
+            # this one's header: its size may have grown, so check before loading
             image.seek(current)
+            budget.charge(image, current)
             deadline.check(f"frame {current}")
         image.load()
         frame = ImageOps.exif_transpose(image) if index == 0 else image
-        frames.append(Frame(index, _shrink(_to_rgb(frame), limits.scan_side).copy()))
+        frames.append(Frame(index, _to_rgb(_shrink(frame, limits.scan_side)).copy()))
         deadline.check(f"frame {index}")
     info = MediaInfo(
         format=fmt.name,

@@ -6,9 +6,12 @@
 
 `Scanner.scan` does it for one file; `prepare` + `finish` split it so the
 service can decode in worker threads and send many images through the model in
-one call. A file that cannot be decoded is refused with the decoder's reason;
-a scan that cannot finish (model missing, crash, deadline) answers with the
-source's failure mode, closed (refuse) unless an admin chose open.
+one call. Decoding and hashing run in the scanner's `Decoder`: in production a
+pool of killable worker processes (`decoder_pool`). A file that cannot be
+decoded is refused with the decoder's reason; a scan that cannot finish (model
+missing, a decoder process lost, any unexpected exception) answers with the
+source's failure mode, closed (refuse) unless an admin chose open. No
+exception leaves `prepare` or `finish`: every file gets a verdict to record.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from warden.domain.policy import FailMode, LabelPolicy
 from warden.domain.ports import BankMatch, HashMatcher
 from warden.domain.verdict import Decision, FrameHash, Reason, Verdict, worst
 from warden.errors import MediaError, ScanError
-from warden.media import hashing
+from warden.media import hashing, second_look
 from warden.media.classify import Classification, Classifier
-from warden.media.decode import DecodedMedia, DecodeLimits, decode
+from warden.media.decode import DecodedMedia, DecodeLimits
+from warden.media.decoder_pool import Decoder, InProcessDecoder
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,7 @@ class Scanner:
         fail_modes: Mapping[str, FailMode] | None = None,
         matcher: HashMatcher | None = None,
         classifier_error: str | None = None,
+        decoder: Decoder | None = None,
     ) -> None:
         self.limits = limits
         self.policy = policy
@@ -86,6 +91,15 @@ class Scanner:
         self.fail_modes = dict(fail_modes or {})
         self.matcher = matcher
         self._classifier_error = classifier_error
+        self.decoder: Decoder = decoder or InProcessDecoder()
+
+    def start(self) -> None:
+        """Start (prewarm) the decoder's workers, if it has any."""
+        self.decoder.start()
+
+    def close(self) -> None:
+        """Stop the decoder's workers; a later scan starts them again."""
+        self.decoder.close()
 
     @property
     def model_name(self) -> str | None:
@@ -96,27 +110,38 @@ class Scanner:
 
     # -- stages -----------------------------------------------------------------
 
-    def prepare(self, data: bytes, context: ScanContext) -> Prepared:
-        """Decode and hash; decide at once when the media is refused or matched."""
+    def prepare(
+        self, data: bytes, context: ScanContext, *, give_up_at: float | None = None
+    ) -> Prepared:
+        """Decode and hash; decide at once when the media is refused or matched.
+        `give_up_at` (`time.monotonic()`): when nobody will wait for the answer."""
         item = Prepared(context, hashing.sha256(data), len(data))
         t0 = time.perf_counter()
         try:
-            item.decoded = decode(data, self.limits)
+            analysis = self.decoder.run(data, self.limits, give_up_at=give_up_at)
         except MediaError as exc:
             item.timings["decode"] = _ms(t0)
             item.verdict = self._verdict(item, Decision.REJECT, (Reason(exc.code, exc.message),))
             return item
-        item.timings["decode"] = _ms(t0)
-        t1 = time.perf_counter()
-        item.frames = tuple(
-            FrameHash(f.index, hs[0].hex, hs[0].quality, tuple(h.hex for h in hs[1:]))
-            for f in item.decoded.frames
-            for hs in (hashing.pdq_dihedral(f.image),)
-        )
-        item.timings["hash"] = _ms(t1)
+        except Exception as exc:  # a lost decoder or a bug: no decision, the failure mode
+            item.timings["decode"] = _ms(t0)
+            log.exception("decoding %s failed", item.sha256)
+            item.verdict = self.failure(item, _scan_error(exc, "decoding failed"))
+            return item
+        item.decoded = analysis.media
+        item.frames = analysis.frames
+        # decode measured in the decoder process, hash here; the rest is the trip
+        item.timings["decode"] = analysis.decode_ms
+        item.timings["hash"] = analysis.hash_ms
+        item.timings["decoder_wait"] = max(_ms(t0) - analysis.decode_ms - analysis.hash_ms, 0.0)
         if self.matcher is not None:
             t2 = time.perf_counter()
-            item.matches = tuple(self.matcher.match(item.sha256, item.frames))
+            try:
+                item.matches = tuple(self.matcher.match(item.sha256, item.frames))
+            except Exception as exc:
+                log.exception("hash bank matching failed for %s", item.sha256)
+                item.verdict = self.failure(item, _scan_error(exc, "hash bank matching failed"))
+                return item
             item.timings["match"] = _ms(t2)
             if item.matches:
                 decision = worst([m.decision for m in item.matches])
@@ -180,7 +205,9 @@ class Scanner:
             scores = _best_scores(results[cursor : cursor + n], self.classifier.labels)
             cursor += n
             it.timings["classify"] = elapsed * n / max(len(images), 1)
-            decision, reasons = self.policy.judge(scores)
+            decision, reasons = second_look.judge(
+                self.policy, self.classifier, it.images, results[cursor - n : cursor], scores
+            )
             it.verdict = self._verdict(it, decision, reasons, scores)
 
     def _verdict(
@@ -218,6 +245,13 @@ class Scanner:
             model=v.model,
             matches=v.matches,
         )
+
+
+def _scan_error(exc: Exception, what: str) -> ScanError:
+    """`exc` as a ScanError (kept as is when it already is one)."""
+    if isinstance(exc, ScanError):
+        return exc
+    return ScanError(f"{what}: {type(exc).__name__}: {exc}")
 
 
 def _best_scores(results: Sequence[Classification], labels: Sequence[str]) -> dict[str, float]:

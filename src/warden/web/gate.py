@@ -1,16 +1,21 @@
 """The media gate as a service: scan under a deadline, log, preserve, count.
 
 What `/pictrs/validate` and `/api/v1/scan` share, with no FastAPI in it:
-decode and hash in a worker pool, classify in shared micro-batches, stop at
-the deadline with the source's failure mode (`scan_timeout`), write the
-decision BEFORE anyone is answered (a write that fails answers with the
-failure mode and `store_error`), and keep media refused for a label or hash
-match in the encrypted evidence store.
+decode and hash in the scanner's decoder processes (waited on from a few
+threads), classify in shared micro-batches, stop at the deadline with the
+source's failure mode (`scan_timeout`), turn any other exception into a
+`scan_error` verdict under the failure mode, write the decision BEFORE anyone
+is answered (a write that fails answers with the failure mode and
+`store_error`), and keep media refused for a label or hash match in the
+encrypted evidence store. Evidence is written before the decision, so the
+decision's `evidence_id` names a file that exists; when the write fails the
+decision says so (`evidence_error`) and names none.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -61,14 +66,37 @@ class MediaGate:
         self.deadline_s = deadline_s
         self.config_version = config_version
         self._pool = ThreadPoolExecutor(scan_workers, thread_name_prefix="warden-scan")
+        # large files wait here, not in a thread, so one thread (and the decoder
+        # process kept for small files) stays free for everything else
+        self._heavy = asyncio.Semaphore(max(scan_workers - 1, 1))
+        # decisions are written by few threads in arrival order: twenty SQLite writers
+        # at once would wait on its lock in sleeps of up to 100 ms (busy_timeout), and
+        # an ordinary upload's row with them
+        sqlite = decisions is not None and decisions.database.url.startswith("sqlite")
+        self._writer = ThreadPoolExecutor(1 if sqlite else 4, thread_name_prefix="warden-log")
 
     async def close(self) -> None:
         await self.batcher.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._writer.shutdown(wait=True)
+        await asyncio.to_thread(self.scanner.close)
 
-    async def _scan(self, data: bytes, context: ScanContext, holder: list[Prepared]) -> Verdict:
+    async def _scan(
+        self, data: bytes, context: ScanContext, holder: list[Prepared], limit: float
+    ) -> Verdict:
         loop = asyncio.get_running_loop()
-        item = await loop.run_in_executor(self._pool, self.scanner.prepare, data, context)
+        prepare = functools.partial(
+            self.scanner.prepare, data, context, give_up_at=time.monotonic() + limit
+        )
+        if self.scanner.decoder.is_heavy(data):
+            # the slot is held until the thread is done, not until the deadline
+            # answers: a thread still decoding an abandoned file is still busy
+            await self._heavy.acquire()
+            running = loop.run_in_executor(self._pool, prepare)
+            running.add_done_callback(lambda _: self._heavy.release())
+            item = await asyncio.shield(running)
+        else:
+            item = await loop.run_in_executor(self._pool, prepare)
         holder.append(item)
         if item.verdict is not None:
             return self.scanner.finish([item])[0]  # decided without the model: no model call
@@ -83,12 +111,17 @@ class MediaGate:
         holder: list[Prepared] = []
         limit = self.deadline_s if deadline_s is None else deadline_s
         try:
-            verdict = await asyncio.wait_for(self._scan(data, context, holder), limit)
+            verdict = await asyncio.wait_for(self._scan(data, context, holder, limit), limit)
         except TimeoutError:
             item = holder[0] if holder else Prepared(context, hashing.sha256(data), len(data))
             error = ScanTimeout(f"no decision within the {limit * 1000:.0f} ms deadline")
             verdict = self.scanner.failure(item, error)
             log.warning("scan_timeout for %s (%s)", item.sha256, context.source)
+        except Exception as exc:  # nothing is answered without a verdict and its row
+            log.exception("scan failed for a %s file of %d bytes", context.source, len(data))
+            item = holder[0] if holder else Prepared(context, hashing.sha256(data), len(data))
+            failed = ScanError(f"the scan failed: {type(exc).__name__}: {exc}")
+            verdict = self.scanner.failure(item, failed)
         return await self._settle(verdict, context, data, started)
 
     async def refuse_unread(
@@ -103,23 +136,24 @@ class MediaGate:
     ) -> GateOutcome:
         evidence_id = None
         if self.evidence is not None and data is not None and should_preserve(verdict):
-            evidence_id = self.evidence.new_id()
+            evidence_id, verdict = await self._preserve(verdict, context, data)
         decision_id = None
         if self.decisions is not None:
             try:
-                decision_id = await asyncio.to_thread(
-                    self.decisions.record,
-                    verdict,
-                    source=context.source,
-                    uploader=context.uploader,
-                    config_version=self.config_version,
-                    evidence_id=evidence_id,
+                decision_id = await asyncio.get_running_loop().run_in_executor(
+                    self._writer,
+                    functools.partial(
+                        self.decisions.record,
+                        verdict,
+                        source=context.source,
+                        uploader=context.uploader,
+                        config_version=self.config_version,
+                        evidence_id=evidence_id,
+                    ),
                 )
             except Exception as exc:
                 log.exception("decision for %s could not be written", verdict.sha256)
                 verdict = self._store_failure(verdict, context, exc)
-        if evidence_id is not None and data is not None:
-            evidence_id = await self._preserve(verdict, context, data, decision_id, evidence_id)
         if self.metrics is not None:
             self.metrics.observe(verdict, time.perf_counter() - started)
         return GateOutcome(verdict, decision_id, evidence_id)
@@ -134,13 +168,13 @@ class MediaGate:
         return replace(verdict, decision=failed.decision, reasons=failed.reasons)
 
     async def _preserve(
-        self,
-        verdict: Verdict,
-        context: ScanContext,
-        data: bytes,
-        decision_id: int | None,
-        evidence_id: str,
-    ) -> str | None:
+        self, verdict: Verdict, context: ScanContext, data: bytes
+    ) -> tuple[str | None, Verdict]:
+        """Write the evidence; its id, or None and the verdict saying it was not kept.
+
+        Written before the decision, whose row then carries the id (the decision
+        id is not known yet, so the evidence's metadata has none: the decision
+        names the evidence, not the other way round)."""
         assert self.evidence is not None
         metadata = evidence_metadata(
             verdict,
@@ -148,14 +182,17 @@ class MediaGate:
             uploader=context.uploader,
             declared_type=context.declared_type,
             config_version=self.config_version,
-            decision_id=decision_id,
+            decision_id=None,
         )
         try:
-            return await asyncio.to_thread(
-                self.evidence.preserve, data, metadata, item_id=evidence_id
-            )
-        except EvidenceError:
+            evidence_id = await asyncio.to_thread(self.evidence.preserve, data, metadata)
+        except Exception as exc:
             log.exception("EVIDENCE NOT PRESERVED for %s", verdict.sha256)
             if self.metrics is not None:
                 self.metrics.evidence_errors.inc()
-            return None
+            error = exc if isinstance(exc, EvidenceError) else EvidenceError(str(exc))
+            reason = Reason(
+                error.code, f"the media could not be preserved as evidence: {error.message}"
+            )
+            return None, replace(verdict, reasons=(*verdict.reasons, reason))
+        return evidence_id, verdict
