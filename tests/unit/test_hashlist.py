@@ -1,12 +1,16 @@
-"""The PDQ index against brute-force popcount: identical result sets, boundaries included."""
+"""The PDQ index against brute-force popcount: identical result sets, boundaries included;
+and the hash-list files `warden hashes import` reads (adapters/hash_exchange)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import threading
 
 import numpy as np
 import pytest
 
+from warden.adapters.hash_exchange import HashFileError, read
 from warden.media.hashlist import PdqIndex, hex_to_words, popcount_distance, words_to_hex
 
 rng = np.random.default_rng(11)
@@ -112,3 +116,38 @@ def test_match_any_keeps_the_best_distance_per_entry():
     index = PdqIndex.from_words(words, np.arange(100))
     queries = words_to_hex(np.array([_flip(words[4], 20), _flip(words[4], 3)]))
     assert [(k, h.entry, h.distance) for k, h in index.match_any(queries)] == [(1, 4, 3)]
+
+
+PDQ_HEX = "f" * 64
+
+
+def test_a_csv_field_over_the_csv_limit_is_a_hash_file_error_naming_its_line() -> None:
+    """Found by fuzzing (regressions/hashlist): csv.Error is not a ValueError, so it
+    escaped `warden hashes import`; the lines before it are still read, and the import
+    keeps them (tests/cli/test_hashes_cli.py: a bad line keeps what came before)."""
+    huge = "a" * (csv.field_size_limit() + 1)
+    text = f"hash,kind,bank,note\n{PDQ_HEX},pdq,known,\n\n{huge},pdq,known,\n{PDQ_HEX},pdq,,\n"
+    lines = read(io.StringIO(text, newline=None), "csv")
+    assert next(lines).line == 2
+    with pytest.raises(HashFileError, match=r"^line 4: not readable as CSV: field larger"):
+        next(lines)
+    with pytest.raises(HashFileError, match=r"^line 1: not readable as CSV"):
+        list(read(io.StringIO(huge), "csv"))
+
+
+def test_hash_file_lines_are_the_lines_an_editor_shows() -> None:
+    text = f'hash,kind\n"{PDQ_HEX}",pdq\n"note\nspanning",pdq\n'
+    lines = read(io.StringIO(text, newline=None), "csv")
+    assert next(lines).line == 2
+    with pytest.raises(HashFileError, match=r"^line 3: pdq hash must be 64 hex digits"):
+        next(lines)
+
+
+def test_a_hash_file_that_is_not_utf8_is_a_hash_file_error() -> None:
+    for fmt in ("csv", "te"):
+        raw = (
+            f"hash,kind\n{PDQ_HEX},pdq\n".encode() if fmt == "csv" else f"pdq {PDQ_HEX}\n".encode()
+        )
+        stream = io.TextIOWrapper(io.BytesIO(raw + b"\xff\xfe\n" * 3000), encoding="utf-8")
+        with pytest.raises(HashFileError, match="line"):
+            list(read(stream, fmt))

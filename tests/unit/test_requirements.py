@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -307,3 +308,77 @@ def test_moderator_community_min_age_must_be_a_duration() -> None:
         parse_rulebook('uploads = "on"\nmoderator_community_min_age = "soon"\n')
     with pytest.raises(RuleFileError, match="must be a duration"):
         parse_rulebook("moderator_community_min_age = 30\n")
+
+
+_NESTED_CONDITION = '"posts >= 1"'
+for _ in range(17):
+    _NESTED_CONDITION = "{ all = [" + _NESTED_CONDITION + "] }"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        # str.isdigit() takes superscripts, which int() refuses (fuzz: ValueError)
+        ('[rules.create_post]\nall = ["comments >= ²"]\n', 2, "whole number of at most 9"),
+        ('[rules.create_post]\nall = ["posts >= ٣"]\n', 2, "whole number of at most 9"),
+        ('[rules.create_post]\nall = ["posts >= 1000000000"]\n', 2, "at most 9 digits"),
+        # int() refuses more than 4,300 digits with a ValueError
+        (f'[rules.create_post]\nall = ["posts >= {"9" * 5000}"]\n', 2, "at most 9 digits"),
+        (f'[rules.create_post]\nall = ["account_age >= {"9" * 5000}d"]\n', 2, "too long"),
+        # timedelta overflows past 999,999,999 days (fuzz: OverflowError)
+        (
+            '[rules.create_post]\nall = ["posts >= 1"]\n'
+            'rate_limit = { count = 1, per = "99999999999999999d" }\n',
+            3,
+            "too long a duration (at most 100 years)",
+        ),
+        ('moderator_community_min_age = "99999999999999d"\n', 1, "at most 100 years"),
+        ('moderator_community_min_age = "36501d"\n', 1, "at most 100 years"),
+        # tomllib recurses once per nested array (fuzz: RecursionError)
+        ("x = " + "[" * 5000 + "]" * 5000 + "\n", 1, "nested too deeply"),
+        ('uploads = "on"\nx = ' + "[" * 5000 + "]" * 5000 + "\n", 2, "nested too deeply"),
+        # tomllib's own int() of a 5,000-digit integer
+        ('uploads = "on"\nx = ' + "1" * 5000 + "\n", 2, "a number too long to read"),
+        # json.loads recurses once per nested array too
+        (
+            '[rules.create_post]\nall = ["role in ' + "[" * 5000 + "]" * 5000 + '"]\n',
+            2,
+            "role in needs a list of names",
+        ),
+        (f"[rules.create_post]\nall = [{_NESTED_CONDITION}]\n", 1, "nested more than 16 deep"),
+    ],
+)
+def test_every_bad_rule_file_is_a_rule_file_error(text: str, line: int, problem: str) -> None:
+    """Found by fuzzing (tests/fuzz/regressions/rulebook): nothing but RuleFileError,
+    which is all `warden rules lint` and RuleSource (membership/gate.py) catch."""
+    with pytest.raises(RuleFileError) as info:
+        parse_rulebook(text, "rules.toml")
+    assert info.value.line == line, str(info.value)
+    assert problem in str(info.value)
+    assert len(str(info.value)) < 400  # a 5,000-character value is not echoed whole
+
+
+def test_durations_and_counts_at_their_bounds() -> None:
+    assert parse_duration("36500d") == timedelta(days=36500)
+    assert parse_duration("0000000000000000007d") == timedelta(days=7)
+    assert parse_duration(" 12h ") == timedelta(hours=12)
+    for text in ("36501d", "5215w", "3153600001s", "1" * 5000 + "s", "7²d", "٣d"):
+        with pytest.raises(RuleSyntaxError):
+            parse_duration(text)
+    assert parse_condition("comments >= 999999999").holds(person(timedelta(0)), NOW) is False
+    nested: object = "posts >= 1"
+    for _ in range(15):
+        nested = {"all": [nested]}
+    assert parse_condition(nested).holds(person(timedelta(0)), NOW)
+
+
+def test_rule_source_keeps_its_rules_when_the_file_nests_too_deeply(tmp_path: Path) -> None:
+    """The edit that made /authz answer 500: RuleSource._check catches only RuleFileError."""
+    path = tmp_path / "rules.toml"
+    path.write_text('uploads = "off"\n')
+    source = RuleSource(path, check_every_s=0)
+    path.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    os.utime(path, ns=(1, 1))  # a new modification time, whatever the clock's resolution
+    assert source.current().uploads is UploadsSwitch.OFF
+    with pytest.raises(RuleFileError, match="nested too deeply"):
+        source.reload()

@@ -64,31 +64,73 @@ def read(
         raise HashFileError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
-def _read_csv(stream: TextIO) -> Iterator[HashLine]:
+def _csv_rows(stream: TextIO) -> Iterator[tuple[int, list[str]]]:
+    """(the line a row starts on, the row); a row csv cannot read is a HashFileError.
+
+    csv.Error (a field over `csv.field_size_limit()`, 131,072 characters) is not a
+    ValueError, and a stream that is not UTF-8 fails while csv reads it.
+    """
     rows = csv.reader(stream)
-    header = next(rows, None)
-    if header is None:
+    while True:
+        start = rows.line_num + 1
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise HashFileError(f"line {start}: not readable as CSV: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(start, exc) from None
+        yield start, row
+
+
+def _read_csv(stream: TextIO) -> Iterator[HashLine]:
+    rows = _csv_rows(stream)
+    first = next(rows, None)
+    if first is None:
         return
+    header = first[1]
     if [h.strip().lower() for h in header][:2] != CSV_HEADER[:2]:
-        raise HashFileError(f"line 1: expected the header {','.join(CSV_HEADER)}, got {header!r}")
-    for number, row in enumerate(rows, start=2):
+        raise HashFileError(
+            f"line {first[0]}: expected the header {','.join(CSV_HEADER)}, got {header!r:.200}"
+        )
+    for number, row in rows:
         if not row or not "".join(row).strip():
             continue
         if len(row) < 2:
-            raise HashFileError(f"line {number}: expected hash,kind[,bank,note], got {row!r}")
+            raise HashFileError(f"line {number}: expected hash,kind[,bank,note], got {row!r:.200}")
         try:
             k = BankKind(row[1].strip().lower())
         except ValueError:
             raise HashFileError(
-                f"line {number}: kind must be pdq or sha256, got {row[1]!r}"
+                f"line {number}: kind must be pdq or sha256, got {row[1]!r:.80}"
             ) from None
         bank = row[2].strip() if len(row) > 2 and row[2].strip() else None
         note = row[3].strip() if len(row) > 3 else ""
         yield HashLine(_value(k, row[0], number), k, bank, note, number)
 
 
+def _te_lines(stream: TextIO) -> Iterator[tuple[int, str]]:
+    """(line number, line); a stream that is not UTF-8 is a HashFileError."""
+    number = 0
+    while True:
+        number += 1
+        try:
+            raw = next(stream, None)
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(number, exc) from None
+        if raw is None:
+            return
+        yield number, raw
+
+
+def _not_utf8(number: int, exc: UnicodeDecodeError) -> HashFileError:
+    # a text stream decodes a block at a time, so the bad byte may lie a few lines further
+    return HashFileError(f"line {number} or a little after: not UTF-8 text ({exc.reason})")
+
+
 def _read_te(stream: TextIO, kind: BankKind | None, stats: ReadStats) -> Iterator[HashLine]:
-    for number, raw in enumerate(stream, start=1):
+    for number, raw in _te_lines(stream):
         text = raw.strip()
         if not text or text.startswith("#"):
             continue

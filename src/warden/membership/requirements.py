@@ -112,21 +112,32 @@ class RuleSyntaxError(ValueError):
     """A condition or duration that cannot be understood; `text` is the offending string."""
 
     def __init__(self, text: str, problem: str) -> None:
-        super().__init__(f"{problem}: {text!r}")
+        shown = repr(text) if len(text) <= 100 else f"{text[:100]!r}... ({len(text):,} characters)"
+        super().__init__(f"{problem}: {shown}")
         self.text = text
         self.problem = problem
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+# ASCII digits only: `\d` (and str.isdigit) take other scripts' digits and superscripts
+_DURATION = re.compile(r"\s*([0-9]+)\s*(s|m|h|d|w)\s*")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+#: the longest duration a rule may name; timedelta itself overflows past 999,999,999 days
+MAX_DURATION = timedelta(days=100 * 365)
+#: counts in conditions (`comments >= 5`) take at most this many ASCII digits
+_COUNT = re.compile(r"[0-9]{1,9}")
 
 
 def parse_duration(text: str) -> timedelta:
-    """``"7d"`` → 7 days. Units: s, m, h, d, w."""
-    match = _DURATION.match(text.strip().strip("\"'"))
+    """``"7d"`` → 7 days. Units: s, m, h, d, w; at most `MAX_DURATION` (100 years)."""
+    match = _DURATION.fullmatch(text.strip().strip("\"'"))
     if not match:
         raise RuleSyntaxError(text, "not a duration (write e.g. 30m, 12h, 7d, 2w)")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    digits = match.group(1).lstrip("0") or "0"
+    # 100 years is 3,153,600,000 s (10 digits): more digits than that is too long already,
+    # and never reaches int(), which refuses more than 4,300 digits with a ValueError
+    if len(digits) > 10 or int(digits) * _UNITS[match.group(2)] > MAX_DURATION.total_seconds():
+        raise RuleSyntaxError(text, "too long a duration (at most 100 years)")
+    return timedelta(seconds=int(digits) * _UNITS[match.group(2)])
 
 
 def describe_duration(span: timedelta) -> str:
@@ -255,24 +266,33 @@ class AnyOf(Condition):
 _COMPARE = re.compile(r"^\s*([a-z_]+)\s*(>=|<=|==|!=|>|<|not\s+in|in)\s*(.+?)\s*$")
 
 
-def parse_condition(node: object) -> Condition:
+#: how deeply `all`/`any` tables may nest inside one another (parsing and judging recurse)
+MAX_NESTING = 16
+
+
+def parse_condition(node: object, *, depth: int = 0) -> Condition:
     """One condition: a string, or a table with exactly one of `all` / `any`."""
     if isinstance(node, str):
         return _parse_text(node)
     if isinstance(node, Mapping):
-        return parse_tree(node, where="condition")
-    raise RuleSyntaxError(repr(node), "a condition must be a string or an {all = [...]} table")
+        return parse_tree(node, where="condition", depth=depth)
+    raise RuleSyntaxError(repr(node)[:80], "a condition must be a string or an {all = [...]} table")
 
 
-def parse_tree(table: Mapping[str, object], *, where: str) -> AllOf | AnyOf:
-    """`{all = [...]}` or `{any = [...]}`; exactly one key, a non-empty list."""
+def parse_tree(table: Mapping[str, object], *, where: str, depth: int = 0) -> AllOf | AnyOf:
+    """`{all = [...]}` or `{any = [...]}`; exactly one key, a non-empty list.
+
+    `depth` counts the tables around this one; more than `MAX_NESTING` is refused.
+    """
     keys = [k for k in ("all", "any") if k in table]
     if len(keys) != 1:
         raise RuleSyntaxError(where, "needs exactly one of `all` or `any`")
+    if depth >= MAX_NESTING:
+        raise RuleSyntaxError(where, f"`all`/`any` nested more than {MAX_NESTING} deep")
     items = table[keys[0]]
     if not isinstance(items, list) or not items:
         raise RuleSyntaxError(where, f"`{keys[0]}` must be a non-empty list of conditions")
-    parsed = tuple(parse_condition(item) for item in items)
+    parsed = tuple(parse_condition(item, depth=depth + 1) for item in items)
     return AllOf(parsed) if keys[0] == "all" else AnyOf(parsed)
 
 
@@ -288,8 +308,10 @@ def _parse_text(text: str) -> Condition:
     if fact in ("comments", "posts"):
         if op not in _OPS:
             raise RuleSyntaxError(text, f"{fact} is compared with >=, >, <=, <, == or !=")
-        if not value.isdigit():
-            raise RuleSyntaxError(text, f"{fact} must be compared with a whole number")
+        if not _COUNT.fullmatch(value):
+            raise RuleSyntaxError(
+                text, f"{fact} must be compared with a whole number of at most 9 digits"
+            )
         return CountCondition(text, fact, op, int(value))
     if fact == "role":
         return _parse_role(text, op, value)
@@ -302,7 +324,7 @@ def _parse_role(text: str, op: str, value: str) -> RoleCondition:
     if op in ("in", "not in"):
         try:
             roles = json.loads(value.replace("'", '"'))
-        except ValueError:
+        except (ValueError, RecursionError):  # json recurses once per nested array
             roles = None
         if not isinstance(roles, list) or not roles or not all(isinstance(r, str) for r in roles):
             raise RuleSyntaxError(

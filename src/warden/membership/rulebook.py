@@ -111,6 +111,22 @@ def parse_rulebook(text: str, source: str = "<rules>") -> Rulebook:
         found = re.search(r"at line (\d+)", str(exc))
         line = int(found.group(1)) if found else None
         raise RuleFileError(source, line, f"not valid TOML: {exc}") from exc
+    except RecursionError:
+        # Python 3.11's tomllib recurses once per nested array or inline table, with no
+        # limit of its own (the condition tables it yields are bounded in parse_tree)
+        raise RuleFileError(
+            source,
+            _Locator(text).nesting(64),
+            "not valid TOML: arrays or tables nested too deeply",
+        ) from None
+    except ValueError as exc:
+        # tomllib's int() of a decimal integer of more than 4,300 digits (Python's
+        # sys.int_info.default_max_str_digits) raises a plain ValueError
+        raise RuleFileError(
+            source,
+            _Locator(text).pattern(_LONG_NUMBER),
+            f"not valid TOML: a number too long to read ({exc})",
+        ) from None
     locate = _Locator(text)
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
@@ -249,11 +265,29 @@ def _rate_limit(table: object) -> RateLimit:
     )
 
 
+_LONG_NUMBER = re.compile(r"[0-9_]{4300}")
+
+
 class _Locator:
     """Finds where a key, table or string sits in the source text (1-based lines)."""
 
     def __init__(self, text: str) -> None:
         self.lines = text.splitlines()
+
+    def nesting(self, deeper_than: int) -> int | None:
+        """The line where brackets and braces first open more than `deeper_than` deep
+        (a rough count: brackets inside strings count too)."""
+        depth = 0
+        for number, line in enumerate(self.lines, 1):
+            for char in line:
+                depth += (char in "[{") - (char in "]}")
+                if depth > deeper_than:
+                    return number
+        return None
+
+    def pattern(self, regex: re.Pattern[str]) -> int | None:
+        """The line where `regex` first matches, if it does."""
+        return next((n for n, line in enumerate(self.lines, 1) if regex.search(line)), None)
 
     def key(self, name: str) -> int | None:
         for number, line in enumerate(self.lines, 1):

@@ -76,7 +76,9 @@ async def authz(request: Request, services: ServicesDep) -> Response:
         log.info("authz refused %s: %s (%s)", activity.value, credentials.code, credentials.detail)
         return _refuse(credentials.code, credentials.message)
     try:
-        facts = await services.identity.facts(token, client_ip=lemmy_client_ip(request))
+        major = 1 if services.identity.lemmy.version == "v4" else 0
+        client_ip = lemmy_client_ip(request, lemmy_major=major)
+        facts = await services.identity.facts(token, client_ip=client_ip)
     except UpstreamError as exc:
         return _upstream_failed(services, activity, exc)
     if facts is None:  # Lemmy does not accept the token: it would refuse the request
@@ -94,11 +96,16 @@ async def authz(request: Request, services: ServicesDep) -> Response:
     return _refuse(judgement.reason.code, judgement.reason.message)
 
 
-def lemmy_client_ip(request: Request) -> str | None:
-    """The address Lemmy would rate-limit the original request under (see `forwarding`)."""
+def lemmy_client_ip(request: Request, *, lemmy_major: int = 0) -> str | None:
+    """The address Lemmy would rate-limit the original request under (see `forwarding`):
+    1.0's actix-web reads `Forwarded: for=` differently from 0.19's, so the detected
+    version is passed on (before detection, 0.19's reading)."""
     headers = request.headers
     return client_address(
-        headers.getlist("forwarded"), headers.get("x-forwarded-for"), headers.get("x-real-ip")
+        headers.getlist("forwarded"),
+        headers.get("x-forwarded-for"),
+        headers.get("x-real-ip"),
+        lemmy_major=lemmy_major,
     )
 
 
