@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run serve test test-fast lint fmt typecheck bench setup system-deps clean
+.PHONY: run serve test test-fast lint fmt typecheck bench fuzz setup system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,6 +41,18 @@ typecheck: $(STAMP)
 bench: $(STAMP)  ## run the benchmarks (prints numbers and ratios)
 	$(BIN)/python bench/scan_throughput.py
 	$(BIN)/python bench/authz_overhead.py
+
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= decoder sniff credentials routes forwarding rulebook hashlist
+FUZZ_FLAGS ?=
+
+fuzz: $(STAMP)  ## long fuzzing run, FUZZ_SECONDS per target; crashes land in build/fuzz/crashes/
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	  $(BIN)/python -m tests.fuzz.harness $$t --tolerate-pending \
+	    -max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "contract broken by:$$failed (inputs in build/fuzz/crashes/)"; exit 1; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

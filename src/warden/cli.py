@@ -17,6 +17,7 @@ from rich.console import Console
 
 from warden import __version__
 from warden.cli_doctor import doctor as doctor_command
+from warden.cli_eval import evaluate as eval_command
 from warden.cli_evidence import evidence_app
 from warden.cli_hashes import flag as flag_command
 from warden.cli_hashes import hashes_app
@@ -44,6 +45,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(purge_app, name="purge")
 app.command("rescan")(rescan_command)
+app.command("eval")(eval_command)
 app.add_typer(hashes_app, name="hashes")
 app.command("doctor")(doctor_command)
 app.command("flag")(flag_command)
@@ -131,14 +133,26 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address (default: server.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: server.port).")] = None,
 ) -> None:
-    """Run the HTTP service: pict-rs validation, the scan API, health and metrics."""
-    import uvicorn
+    """Run the HTTP service: pict-rs validation, the scan API, health and metrics.
+
+    Beyond loopback it starts only when the hook and the proxy are protected
+    (web/exposure.py); files it creates are private to its user (umask 077)."""
+    import os
 
     from warden.services import build_services
-    from warden.web.app import create_app
+    from warden.web.app import create_app, create_public_app
+    from warden.web.exposure import exposure_problems, trust_problems
+    from warden.web.listeners import Listener, serve_listeners
 
     settings = settings_from(ctx)
     logging.getLogger().setLevel(logging.INFO)
+    address = host or settings.server.host
+    problems = trust_problems(settings) + exposure_problems(settings, address)
+    if problems:
+        for problem in problems:
+            err.print(f"[red]error:[/red] warden serve refused to start: {problem}")
+        raise typer.Exit(2)
+    os.umask(0o077)  # the database, its WAL, evidence and keys: this user's only
     try:
         services = build_services(settings, config_path=ctx.find_root().obj.get("config_path"))
         assert services.database is not None
@@ -147,16 +161,12 @@ def serve(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     app = create_app(settings, services, reload_on_sighup=True)
-    uvicorn.run(
-        app,
-        host=host or settings.server.host,
-        port=port or settings.server.port,
-        log_level="info",
-        # the peer address decides server.proxy_allow_from and pictrs_allow_from;
-        # Lemmy adds X-Forwarded-For: <its peer> to what it sends pict-rs, which
-        # uvicorn would otherwise put in its place (see web/routers/pictrs.py)
-        proxy_headers=False,
-    )
+    listeners = [Listener(app, address, port or settings.server.port, lifespan="on")]
+    server = settings.server
+    if server.public_port is not None:
+        public = create_public_app(settings, services)
+        listeners.append(Listener(public, server.public_host, server.public_port, lifespan="off"))
+    serve_listeners(settings, listeners)
 
 
 docs_app = typer.Typer(

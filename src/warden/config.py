@@ -77,6 +77,30 @@ class MediaSettings(BaseModel):
         ge=64,
         description="Frames are decoded (JPEG draft mode) or reduced to about this shortest side; the model sees 320 px and PDQ 64 px, so more is wasted work.",
     )
+    max_scans: int = Field(
+        100,
+        gt=0,
+        description="Most scans a (progressive) JPEG may have: each is a pass over the whole image, so repeated scans are a CPU bomb (too_many_scans).",
+    )
+    max_scan_pixels: int = Field(
+        2_000_000_000,
+        gt=0,
+        description="Most scans x width x height of a JPEG, read before decoding: the decoding work itself (20 scans of 100 MP, under a second); more is refused too_many_scans.",
+    )
+    max_decoded_pixels: int = Field(
+        1_000_000_000,
+        gt=0,
+        description="Most pixels decoded across all frames and pages of one file (an animation decodes every frame up to the last one sampled).",
+    )
+    isolation: Literal["process", "thread"] = Field(
+        "process",
+        description="process decodes in worker processes with memory, CPU and wall-clock limits, killed and replaced at the deadline; thread decodes in the service itself (no limit but the deadline between frames: trusted input only).",
+    )
+    decoder_memory_mb: int = Field(
+        768,
+        ge=64,
+        description="Address space each decoder process may add after warming up (RLIMIT_AS); an image that needs more is refused too_many_pixels.",
+    )
 
 
 class ModelSettings(BaseModel):
@@ -123,10 +147,15 @@ class PolicySettings(BaseModel):
     fail_mode_remote: FailMode = Field(
         FailMode.CLOSED, description="The same for remote media fetched by pict-rs."
     )
+    second_look: bool = Field(
+        True,
+        description="Before one label alone refuses media, look again (a tighter crop around its box, a second scale): a hit no second view supports at the reject threshold goes to review instead.",
+    )
 
     def label_policy(self) -> LabelPolicy:
         return LabelPolicy.from_thresholds(
-            {k: (v.reject, v.review) for k, v in self.labels.items()}
+            {k: (v.reject, v.review) for k, v in self.labels.items()},
+            second_look=self.second_look,
         )
 
 
@@ -158,9 +187,14 @@ class ServerSettings(BaseModel):
     batch_window_ms: float = Field(
         4.0, ge=0, description="How long a scan waits for others to share one model call."
     )
-    scan_workers: int = Field(2, ge=1, description="Threads that decode and hash media.")
+    scan_workers: int = Field(
+        2,
+        ge=1,
+        description="Decoder processes (and threads waiting on them) that decode and hash media.",
+    )
     pictrs_secret: SecretStr | None = Field(
-        None, description="If set, /pictrs/validate requires ?secret=<this> in the URL."
+        None,
+        description="If set, /pictrs/validate requires this secret: as the HTTP Basic password (pict-rs 0.5 sends it when external_validation = http://warden:<secret>@host:8790/pictrs/validate), an X-Warden-Secret header, or ?secret= (pict-rs 0.4; redacted from Warden's access log).",
     )
     pictrs_allow_from: list[str] = Field(
         default_factory=list,
@@ -169,6 +203,46 @@ class ServerSettings(BaseModel):
     proxy_allow_from: list[str] = Field(
         default_factory=lambda: ["127.0.0.1/32", "::1/128"],
         description="Client addresses or networks of the Lemmy backends that may use the ingest proxy /pictrs-proxy (Lemmy's pictrs.url); empty refuses everyone. Loopback by default: list Lemmy's container or host address when it runs elsewhere.",
+    )
+
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks of reverse proxies in front of Warden whose X-Forwarded-For is believed (the rightmost address not in this list is the client); empty: the TCP peer is the client. Never list Lemmy or pict-rs: Lemmy forwards the uploader's address in that header.",
+    )
+    public_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="The same as trusted_proxies for the public listener (public_port): the nginx in front of /invites. Kept apart because nginx and Lemmy often share an address, and Lemmy's X-Forwarded-For must never be believed on the main listener.",
+    )
+    public_host: str = Field(
+        "127.0.0.1",
+        description="Address of the public listener (the /invites pages only), when public_port is set.",
+    )
+    public_port: int | None = Field(
+        None,
+        gt=0,
+        lt=65536,
+        description="If set, the public pages (/invites) are served only on public_host:public_port, a listener without the hook, the proxy, /authz or the API; nginx proxies /invites there.",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Longest a request body may take to arrive, from the end of its headers; slower bodies get 408 (on /pictrs/validate with a decision row).",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a connection may take to send a request's headers before it is closed.",
+    )
+    keepalive_timeout_s: float = Field(
+        5.0, gt=0, description="How long an idle keep-alive connection is kept open."
+    )
+    max_connections: int = Field(
+        4096,
+        ge=8,
+        description="Open connections (per listener) above which new requests get 503; lowered at start to stay below the open-files limit, which is raised to its hard limit.",
+    )
+    max_header_bytes: int = Field(
+        16_384, ge=1024, description="Largest request line and headers accepted, in bytes."
     )
 
     def hook_deadline_s(self, source: str) -> float:
@@ -180,7 +254,9 @@ class ServerSettings(BaseModel):
         }
         return by_source.get(source, self.deadline_ingest_ms) / 1000
 
-    @field_validator("pictrs_allow_from", "proxy_allow_from")
+    @field_validator(
+        "pictrs_allow_from", "proxy_allow_from", "trusted_proxies", "public_trusted_proxies"
+    )
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         """Refuse a typo at start-up rather than answering 403 to everyone later."""
@@ -340,7 +416,7 @@ class InviteSettings(BaseModel):
     )
     deny_reason: str = Field(
         "A valid invite code is required to join this instance",
-        description="Start of the reason given to an applicant denied for a missing or bad code (the specific problem is appended).",
+        description="The reason given to an applicant denied for a missing or bad code: the same for every case (unknown, used, expired, revoked, several codes), so it does not help guessing; the specific problem stays in Warden's invite audit log.",
     )
     poll_s: float = Field(
         30.0, gt=0, description="How often the worker reads applications and the modlog."
@@ -360,6 +436,23 @@ class InviteSettings(BaseModel):
     cookie_secure: bool = Field(
         True,
         description="Mark the /invites session cookie Secure (HTTPS only); off only for local testing.",
+    )
+    site_url: str | None = Field(
+        None,
+        description="Lemmy's public address as users know it (https://lemmy.example), named on /invites and in invite links; unset, the page names no address. Never lemmy.url, which is Warden's internal way in.",
+    )
+    login_failures_per_account: int = Field(
+        5,
+        ge=1,
+        description="Failed /invites sign-ins one account may have within login_window_s before Warden refuses its sign-ins without asking Lemmy (in memory, per process).",
+    )
+    login_failures_per_address: int = Field(
+        20,
+        ge=1,
+        description="The same per client address (the TCP peer, or the client behind server.trusted_proxies); that address is also what Warden forwards to Lemmy, whose own login limit is per address.",
+    )
+    login_window_s: float = Field(
+        900.0, gt=0, description="The window in which failed /invites sign-ins are counted."
     )
 
     @field_validator("eligibility")

@@ -15,6 +15,7 @@ pict-rs/Lemmy callers see) and a human sentence (what an admin or user reads)::
     │   ├── BadDimensions           bad_dimensions
     │   ├── TooManyPixels           too_many_pixels
     │   ├── TooManyFrames           too_many_frames
+    │   ├── TooManyScans            too_many_scans (progressive JPEG passes)
     │   └── DecodeTimeout           decode_timeout
     ├── ScanError                   the scanner could not reach a decision
     │   ├── ModelUnavailable        model_unavailable
@@ -22,6 +23,7 @@ pict-rs/Lemmy callers see) and a human sentence (what an admin or user reads)::
     ├── StoreError                  the database or evidence store failed
     │   └── EvidenceError           evidence_error
     ├── AuthError                   missing or bad credentials
+    ├── BodyTimeout                 body_timeout (a request body slower than server.body_timeout_s)
     └── UpstreamError               a service Warden depends on failed
         ├── LemmyUnavailable        lemmy_unavailable
         │   └── LemmyRateLimited    lemmy_rate_limited (Lemmy's per-IP limit)
@@ -92,6 +94,13 @@ class TooManyFrames(MediaError):
     code = "too_many_frames"
 
 
+class TooManyScans(MediaError):
+    """A progressive JPEG with more scans than `media.max_scans`: each scan is a
+    full pass over the image, so a few hundred bytes of repeated scans cost seconds."""
+
+    code = "too_many_scans"
+
+
 class DecodeTimeout(MediaError):
     code = "decode_timeout"
 
@@ -118,6 +127,12 @@ class EvidenceError(StoreError):
 
 class AuthError(WardenError):
     code = "unauthorized"
+
+
+class BodyTimeout(WardenError):
+    """A client sent its request body slower than `server.body_timeout_s` allows."""
+
+    code = "body_timeout"
 
 
 class UpstreamError(WardenError):

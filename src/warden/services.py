@@ -19,6 +19,7 @@ from warden.domain.ports import HashMatcher
 from warden.errors import ModelUnavailable
 from warden.media.classify import Classifier, NudeNetClassifier
 from warden.media.decode import DecodeLimits
+from warden.media.decoder_pool import Decoder, DecoderPool, InProcessDecoder
 from warden.media.pipeline import Scanner
 from warden.membership.gate import AccessGate, RuleSource
 from warden.membership.ratelimit import MemoryUsageCounter, UsageCounter
@@ -52,6 +53,20 @@ def decode_limits(settings: Settings) -> DecodeLimits:
         sample_frames=m.sample_frames,
         timeout_s=m.decode_timeout_s,
         scan_side=m.scan_side,
+        max_scans=m.max_scans,
+        max_scan_pixels=m.max_scan_pixels,
+        max_decoded_pixels=m.max_decoded_pixels,
+    )
+
+
+def build_decoder(settings: Settings, workers: int | None = None) -> Decoder:
+    """Where files are decoded: `workers` (default `server.scan_workers`) killable
+    processes with memory and CPU limits, or the calling thread when
+    `media.isolation = "thread"`. Processes start on first use or `Scanner.start`."""
+    if settings.media.isolation == "thread":
+        return InProcessDecoder()
+    return DecoderPool(
+        workers or settings.server.scan_workers, memory_mb=settings.media.decoder_memory_mb
     )
 
 
@@ -80,6 +95,7 @@ def build_scanner(
     classifier: Classifier | None = None,
     matcher: HashMatcher | None = None,
     require_model: bool = False,
+    decode_workers: int | None = None,
 ) -> Scanner:
     """A scanner for these settings.
 
@@ -104,6 +120,7 @@ def build_scanner(
         fail_modes=fail_modes(settings),
         matcher=matcher,
         classifier_error=error,
+        decoder=build_decoder(settings, decode_workers),
     )
 
 
@@ -183,7 +200,7 @@ class Services:
     pictrs_proxy: PictrsProxy | None = None  # Lemmy -> pict-rs, through /pictrs-proxy
     ingest: IngestTracker | None = None  # which kind of ingest pict-rs is running
     invites: InviteStore | None = None  # the invite ledger, when invites are enabled
-    invite_sessions: Any = None  # /invites sign-ins (web/routers/invites.Sessions), in memory
+    invite_sessions: Any = None  # /invites sign-ins (web/public_page.Sessions), in memory
     config_path: Path | None = None  # where reload() reads settings again
 
     def reload_rules(self) -> None:

@@ -18,7 +18,10 @@ from fastapi import FastAPI
 
 from warden import __version__
 from warden.config import Settings
+from warden.errors import BodyTimeout
 from warden.services import Services, build_services
+from warden.web import peers
+from warden.web.deadlines import BodyDeadline, body_timeout_handler
 from warden.web.routers import api, authz, health, invites, pictrs, pictrs_proxy
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,38 @@ async def _follow_banks(services: Services, stop: asyncio.Event) -> None:
             log.exception("hash banks could not be refreshed; the loaded banks stay in force")
 
 
+#: The pages people open in a browser. With `server.public_port` set they are served
+#: only by `create_public_app`, on a listener that never exposes the validation hook,
+#: the ingest proxy, /authz or the API; nginx proxies `location /invites` there.
+PUBLIC_ROUTERS = (invites.router,)
+
+
+def _guard(app: FastAPI, settings: Settings) -> None:
+    """What every listener shares: the request-body deadline (web/deadlines.py)."""
+    app.add_middleware(BodyDeadline, timeout_s=settings.server.body_timeout_s)
+    app.add_exception_handler(BodyTimeout, body_timeout_handler)
+
+
+def create_public_app(settings: Settings, services: Services) -> FastAPI:
+    """The public listener's app: the public pages and nothing else, no API docs.
+
+    It shares the main app's services and has no lifespan of its own: `warden
+    serve` runs it beside `create_app`'s app, whose lifespan starts and stops them."""
+    app = FastAPI(
+        title="Warden (public pages)",
+        version=__version__,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.services = services
+    setattr(app.state, peers.TRUST_SETTING, "public_trusted_proxies")
+    _guard(app, settings)
+    for public in PUBLIC_ROUTERS:
+        app.include_router(public)
+    return app
+
+
 def create_app(
     settings: Settings, services: Services | None = None, *, reload_on_sighup: bool = False
 ) -> FastAPI:
@@ -79,6 +114,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if built.batcher is not None:
             built.batcher.start()
+        await asyncio.to_thread(built.scanner.start)  # decoder processes, warm before requests
         follower = None
         stop = asyncio.Event()
         if built.banks is not None:
@@ -110,8 +146,11 @@ def create_app(
     )
     app.state.services = built
     app.add_exception_handler(api.Unauthorized, api.unauthorized_handler)
+    _guard(app, settings)
     app.include_router(health.router)
-    app.include_router(invites.router)
+    if settings.server.public_port is None:  # else only on the public listener
+        for public in PUBLIC_ROUTERS:
+            app.include_router(public)
     app.include_router(pictrs.router)
     app.include_router(api.router)
     app.include_router(authz.router)
