@@ -48,7 +48,7 @@ from warden.errors import (
     UnsupportedFormat,
 )
 from warden.media import jxl
-from warden.media.headers import jpeg_size, webp_canvas
+from warden.media.headers import header_work, jpeg_size, webp_canvas
 from warden.media.polyglot import check_polyglot
 
 
@@ -296,7 +296,18 @@ def preflight(data: bytes, limits: DecodeLimits) -> Format:
     return fmt
 
 
-def check_structure(data: bytes, fmt: Format, limits: DecodeLimits) -> None:
+def preflight_work(data: bytes, limits: DecodeLimits) -> tuple[Format, int | None]:
+    """`preflight`, and `headers.header_work` of the file, which shares its JPEG scan count."""
+    if not data:
+        raise EmptyMedia("the file is empty (0 bytes)")
+    if len(data) > limits.max_bytes:
+        raise MediaTooLarge(f"the file is {len(data):,} bytes; the limit is {limits.max_bytes:,}")
+    fmt = sniff(data)
+    scans = check_structure(data, fmt, limits)
+    return fmt, header_work(data, fmt.name, scans=scans)
+
+
+def check_structure(data: bytes, fmt: Format, limits: DecodeLimits) -> int | None:
     """Refuse from the bytes what the decoder would pay for before any check of ours.
 
     A progressive JPEG's scans are each a pass over the whole image (a 10000 x
@@ -308,6 +319,7 @@ def check_structure(data: bytes, fmt: Format, limits: DecodeLimits) -> None:
     the scan count cannot hold a decoder for the whole deadline either.
     libwebp allocates the whole canvas while Pillow opens a WebP (a 34-byte
     file can ask for 2.7 GB), so its header size is checked here.
+    Returns a JPEG's scan count (None for other formats).
     """
     if fmt.name == "jpeg":
         scans = data.count(b"\xff\xda")
@@ -323,11 +335,13 @@ def check_structure(data: bytes, fmt: Format, limits: DecodeLimits) -> None:
                 f"{scans * size[0] * size[1]:,} pixel passes; the limit is "
                 f"{limits.max_scan_pixels:,}"
             )
-    elif fmt.name == "webp":
+        return scans
+    if fmt.name == "webp":
         size = webp_canvas(data)
         if size is None:
             raise CorruptMedia("webp file has no readable VP8, VP8L or VP8X header")
         _check_size(fmt, size[0], size[1], limits)
+    return None
 
 
 def decode(data: bytes, limits: DecodeLimits) -> DecodedMedia:

@@ -41,15 +41,17 @@ def jpeg_size(data: bytes, max_segments: int = 512) -> tuple[int, int] | None:
     return None
 
 
-def header_work(data: bytes, fmt: str) -> int | None:
+def header_work(data: bytes, fmt: str, *, scans: int | None = None) -> int | None:
     """Roughly how many pixels decoding will touch, from the header alone; None when
     the format's header is not read here (TIFF). A JPEG's scans each pass over every
     pixel; HEIF/AVIF count their largest image (`ispe` property). Lets the decoder
-    pool keep large files from taking every worker."""
+    pool keep large files from taking every worker. `scans`: a JPEG's count of
+    `FF DA` when the caller has it already (counting reads the whole file)."""
     size: tuple[int, int] | None = None
     passes = 1
     if fmt == "jpeg":
-        size, passes = jpeg_size(data), max(data.count(b"\xff\xda"), 1)
+        count = data.count(b"\xff\xda") if scans is None else scans
+        size, passes = jpeg_size(data), max(count, 1)
     elif fmt == "webp":
         size = webp_canvas(data)
     elif fmt == "png" and len(data) >= 24:
