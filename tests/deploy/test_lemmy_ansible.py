@@ -32,7 +32,7 @@ from tests.deploy.lemmy_ansible import (
 from tests.deploy.upstream import Recorder
 from tests.servers.edge import edge_services, edge_settings
 from tests.servers.lemmy_double import LemmyDouble
-from tests.servers.nginx import free_port
+from tests.servers.nginx import FREE_POSTS, free_port
 from tests.servers.uvicorn_thread import ServedApp
 from warden.adapters.lemmy import routes
 from warden.web.app import create_app
@@ -51,28 +51,6 @@ all = ["account_age >= 3d"]
 DAY = timedelta(days=1)
 MAPPED = sorted(routes._POST)
 
-#: POSTs that must never depend on Warden: federation inboxes (LemmyNet/lemmy 0.19.3
-#: crates/apub/src/http/routes.rs:56-61, 1.0.0-beta.1 crates/apub/apub/src/http/routes.rs:79-81;
-#: /site_inbox was the site inbox before 0.19, migrations/2023-11-07-135409_inbox_unique/
-#: up.sql:8-17 and down.sql:13), login
-#: (0.19.3 src/api_routes_http.rs:297; 1.0.0-beta.1 crates/api/routes/src/lib.rs:346),
-#: votes (0.19.3 src/api_routes_http.rs:210, :235; 1.0.0-beta.1 lib.rs:291, :315)
-#: and the rest of the API (an edit, a follow, a report)
-FREE_POSTS = [
-    "/inbox",
-    "/site_inbox",
-    "/c/main/inbox",
-    "/u/someone/inbox",
-    "/api/v3/user/login",
-    "/api/v4/account/auth/login",
-    "/api/v3/post/like",
-    "/api/v4/post/like",
-    "/api/v3/comment/like",
-    "/api/v4/comment/like",
-    "/api/v3/community/follow",
-    "/api/v3/post/report",
-    "/api/v3/user/register",
-]
 READS = [
     "/api/v3/post?id=1",
     "/api/v4/post?id=1",

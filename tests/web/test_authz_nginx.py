@@ -16,7 +16,7 @@ import pytest
 from tests.deploy.upstream import Recorder
 from tests.servers.edge import Edge
 from tests.servers.lemmy_double import lemmy_jwt
-from tests.servers.nginx import Nginx, free_port, lemmy_edge_config
+from tests.servers.nginx import FREE_POSTS, Nginx, free_port, lemmy_edge_config
 from warden.adapters.lemmy import routes
 from warden.domain.policy import FailMode
 
@@ -179,25 +179,6 @@ def test_lemmy_outage_fails_closed_then_open(edge: Edge, client: httpx.Client) -
 
 
 # -- Warden down, and what `warden doctor --nginx` sees ---------------------------------
-
-#: POSTs that never depend on Warden: federation inboxes (LemmyNet/lemmy 0.19.3
-#: crates/apub/src/http/routes.rs:56-61, 1.0.0-beta.1 crates/apub/apub/src/http/routes.rs:79-81;
-#: /site_inbox was the site inbox before 0.19, migrations/2023-11-07-135409_inbox_unique/
-#: up.sql:8-17 and down.sql:13), login (0.19.3 src/api_routes_http.rs:297;
-#: 1.0.0-beta.1 crates/api/routes/src/lib.rs:346), votes (0.19.3
-#: src/api_routes_http.rs:210, :235; 1.0.0-beta.1 lib.rs:291, :315)
-FREE_POSTS = [
-    "/inbox",
-    "/site_inbox",
-    "/c/main/inbox",
-    "/u/someone/inbox",
-    "/api/v3/user/login",
-    "/api/v4/account/auth/login",
-    "/api/v3/post/like",
-    "/api/v4/post/like",
-    "/api/v3/comment/like",
-    "/api/v4/comment/like",
-]
 
 
 @pytest.fixture
