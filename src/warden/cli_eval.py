@@ -20,6 +20,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from warden.errors import LabelsFileError
+
 if TYPE_CHECKING:
     from warden.jobs.evaluate import Record
 
@@ -67,7 +69,7 @@ def evaluate(
         raise typer.Exit(2)
     try:
         expected = ev.read_labels(labels, folder) if labels else {}
-    except ev.LabelsFileError as exc:
+    except LabelsFileError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     settings = settings_from(ctx)

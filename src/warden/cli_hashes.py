@@ -23,7 +23,7 @@ from warden.domain.banks import (
     BankAction,
     BankKind,
 )
-from warden.errors import WardenError
+from warden.errors import HashFileError, WardenError
 from warden.store.banks import BankStore, NewEntry
 
 if TYPE_CHECKING:
@@ -254,9 +254,7 @@ def import_file(
             for line in hash_exchange.read(stream, fmt, kind=kind, stats=stats):
                 name = line.bank or bank
                 if name is None:
-                    raise hash_exchange.HashFileError(
-                        f"line {line.line}: names no bank; pass --bank"
-                    )
+                    raise HashFileError(f"line {line.line}: names no bank; pass --bank")
                 entry = NewEntry(line.value, source, by or _me(), line.note or reason)
                 pending.setdefault(name, []).append(entry)
                 if len(pending[name]) >= 5_000:

@@ -36,9 +36,10 @@ def purge_federated(
     ] = False,
 ) -> None:
     """Purge every image that federated in (never a local upload, nor a file one shares); resumable."""
-    from warden.adapters.lemmy_db import LemmyDatabase, LemmySchemaError
-    from warden.adapters.pictrs import PictrsAdmin, PictrsError
+    from warden.adapters.lemmy_db import LemmyDatabase
+    from warden.adapters.pictrs import PictrsAdmin
     from warden.cli import settings_from
+    from warden.errors import LemmySchemaError, PictrsError
     from warden.jobs.purge import plan_purge, run_purge
     from warden.store.purge_ledger import PurgeLedger
 

@@ -65,8 +65,8 @@ def rescan(
 ) -> None:
     """Scan every stored image through the gate's scanner and banks, logging decisions and
     preserving evidence as the gate does; exit 1 if any was refused or sent to review."""
-    from warden.adapters.pictrs import PictrsError
     from warden.cli import settings_from
+    from warden.errors import PictrsError
     from warden.jobs.rescan import RescanRecorder, RescanResult, StoreSpec, run_rescan
     from warden.services import build_evidence_store, config_version
     from warden.store.database import Database
@@ -162,7 +162,8 @@ def _purge(settings: Settings, ledger: RescanLedger, *, yes: bool, rate: float |
     pict-rs 0.5 lists its files (`/internal/hashes`): keys map by SHA-256, no
     Lemmy database needed. pict-rs 0.4 cannot: then every alias Lemmy knows is
     turned into its storage identifier (needs federated.lemmy_database_url)."""
-    from warden.adapters.pictrs import HashListingUnavailable, PictrsAdmin, PictrsError
+    from warden.adapters.pictrs import PictrsAdmin
+    from warden.errors import HashListingUnavailable, PictrsError
     from warden.jobs.rescan_purge import purge_refused
 
     refused = ledger.refused_unpurged()
@@ -211,7 +212,8 @@ def _purge(settings: Settings, ledger: RescanLedger, *, yes: bool, rate: float |
 
 def _lemmy_aliases(settings: Settings) -> list[str]:
     """Every alias Lemmy's database knows (pict-rs 0.4, which cannot list its files)."""
-    from warden.adapters.lemmy_db import LemmyDatabase, LemmySchemaError
+    from warden.adapters.lemmy_db import LemmyDatabase
+    from warden.errors import LemmySchemaError
 
     fed = settings.federated
     if not fed.lemmy_database_url:

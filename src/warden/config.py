@@ -460,7 +460,8 @@ class InviteSettings(BaseModel):
     def _eligibility_parses(
         cls, value: list[str | dict[str, object]]
     ) -> list[str | dict[str, object]]:
-        from warden.membership.requirements import RuleSyntaxError, parse_tree
+        from warden.errors import RuleSyntaxError
+        from warden.membership.requirements import parse_tree
 
         try:
             if value:  # empty: every account in good standing is eligible

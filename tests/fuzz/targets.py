@@ -223,12 +223,13 @@ _NOW = datetime(2026, 11, 25, tzinfo=UTC)
 
 def rulebook(data: bytes) -> str:
     """`parse_rulebook`: a rulebook every request can be judged against, or RuleFileError."""
+    from warden.errors import RuleFileError
     from warden.membership.requirements import (
         Activity,
         ModeratedCommunity,
         UserFacts,
     )
-    from warden.membership.rulebook import RuleFileError, judge, lint_warnings, parse_rulebook
+    from warden.membership.rulebook import judge, lint_warnings, parse_rulebook
 
     try:
         book = parse_rulebook(data.decode("utf-8", "replace"), "fuzz.toml")
@@ -252,8 +253,9 @@ def rulebook(data: bytes) -> str:
 def hashlist(data: bytes) -> str:
     """`hash_exchange.read` over a csv or te file: lines whose hashes the index accepts,
     or HashFileError."""
-    from warden.adapters.hash_exchange import FORMATS, HashFileError, read
+    from warden.adapters.hash_exchange import FORMATS, read
     from warden.domain.banks import BankKind
+    from warden.errors import HashFileError
     from warden.media.hashlist import hex_to_words
 
     choice, rest = selector(data, len(FORMATS) * 3)

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from warden.errors import InviteRefused
 from warden.membership.invites import InvitePolicy, Rights
 from warden.membership.requirements import UserFacts
-from warden.store.invites import InviteRefused, InviteStore
+from warden.store.invites import InviteStore
 
 NOW = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)
 

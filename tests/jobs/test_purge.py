@@ -278,7 +278,7 @@ def test_pictrs_client_reads_each_version(pictrs_version: str) -> None:
 
 
 def test_a_read_only_pictrs_is_an_error_not_gone() -> None:
-    from warden.adapters.pictrs import PictrsError
+    from warden.errors import PictrsError
 
     with (
         PictrsInternalDouble({"a.png"}, version="0.5.6", read_only=True) as pictrs,
@@ -290,7 +290,7 @@ def test_a_read_only_pictrs_is_an_error_not_gone() -> None:
 
 @pytest.mark.parametrize("pictrs_version", ["0.4", "0.5.6", "0.5.7"])
 def test_stored_files_pages_through_everything(pictrs_version: str) -> None:
-    from warden.adapters.pictrs import HashListingUnavailable
+    from warden.errors import HashListingUnavailable
 
     with (
         PictrsInternalDouble({f"f{i:03}.png" for i in range(45)}, version=pictrs_version) as p,

@@ -10,7 +10,8 @@ import threading
 import numpy as np
 import pytest
 
-from warden.adapters.hash_exchange import HashFileError, read
+from warden.adapters.hash_exchange import read
+from warden.errors import HashFileError
 from warden.media.hashlist import PdqIndex, hex_to_words, popcount_distance, words_to_hex
 
 rng = np.random.default_rng(11)

@@ -9,25 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from warden.errors import RuleFileError, RuleSyntaxError
 from warden.membership.gate import AccessGate, RuleSource
 from warden.membership.ratelimit import Claim, MemoryUsageCounter
 from warden.membership.requirements import (
     Activity,
     ModeratedCommunity,
-    RuleSyntaxError,
     UserFacts,
     describe_duration,
     parse_condition,
     parse_duration,
 )
-from warden.membership.rulebook import (
-    Rulebook,
-    RuleFileError,
-    UploadsSwitch,
-    judge,
-    lint_warnings,
-    parse_rulebook,
-)
+from warden.membership.rulebook import Rulebook, UploadsSwitch, judge, lint_warnings, parse_rulebook
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

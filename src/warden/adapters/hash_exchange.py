@@ -25,15 +25,12 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from warden.domain.banks import BankEntry, BankKind, normalise_hash
+from warden.errors import HashFileError
 
 FORMATS = ("csv", "te")
 CSV_HEADER = ["hash", "kind", "bank", "note"]
 #: ThreatExchange signal type names -> Warden's kinds
 TE_TYPES = {"pdq": BankKind.PDQ, "sha256": BankKind.SHA256, "photo_sha256": BankKind.SHA256}
-
-
-class HashFileError(ValueError):
-    """A hash-list line that cannot be read; says which line and why."""
 
 
 @dataclass(frozen=True)

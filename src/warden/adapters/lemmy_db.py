@@ -35,12 +35,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, create_engine, inspect, text
 
-from warden.errors import WardenError
-
-
-class LemmySchemaError(WardenError):
-    code = "lemmy_schema_unknown"
-
+from warden.errors import (
+    LemmySchemaError,
+)
 
 #: (table, column) pairs that may hold an image URL or markdown with image links.
 URL_COLUMNS: tuple[tuple[str, str], ...] = (

@@ -45,18 +45,7 @@ from urllib.parse import quote
 
 import httpx
 
-from warden.errors import WardenError
-
-
-class PictrsError(WardenError):
-    code = "pictrs_error"
-
-
-class HashListingUnavailable(PictrsError):
-    """pict-rs has no `/internal/hashes` (0.4.x): storage cannot be listed through it."""
-
-    code = "pictrs_no_hash_listing"
-
+from warden.errors import HashListingUnavailable, PictrsError, WardenError  # noqa: F401  (defined with the error family)
 
 #: pict-rs <= 0.5.6's answer to a purge of an unknown alias (see the module docstring).
 GONE_MESSAGE = "No images associated with provided alias"

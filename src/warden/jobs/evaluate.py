@@ -22,16 +22,13 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from warden.errors import LabelsFileError
 from warden.jobs.scan import Outcome
 from warden.media.pipeline import Scanner
 
 EXPECTATIONS = ("accept", "review", "reject")
 #: Thresholds of the table and the plot (model scores under 0.2 are not reported).
 THRESHOLDS = tuple(round(0.2 + 0.05 * i, 2) for i in range(16))
-
-
-class LabelsFileError(ValueError):
-    """The --labels CSV cannot be used: the message says which line and why."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from warden.errors import FlagError
+
 if TYPE_CHECKING:
     from warden.adapters.lemmy.client import LemmyApi
 
@@ -28,7 +30,6 @@ from pathlib import Path
 from warden.config import Settings
 from warden.domain.banks import Bank, BankAction, BankKind, HashMatch
 from warden.domain.verdict import FrameHash
-from warden.errors import WardenError
 from warden.media import hashing
 from warden.media.decode import decode
 from warden.media.matcher import BankMatcher
@@ -36,10 +37,6 @@ from warden.store.banks import BankStore, NewEntry
 from warden.store.decisions import DecisionLog, DecisionRecord
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
-
-
-class FlagError(WardenError):
-    code = "flag_error"
 
 
 @dataclass(frozen=True)

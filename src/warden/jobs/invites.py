@@ -35,10 +35,10 @@ from datetime import datetime
 
 from warden.adapters.lemmy.client import Application, LemmyApi
 from warden.config import InviteSettings
-from warden.errors import UpstreamError
+from warden.errors import InviteRefused, UpstreamError
 from warden.membership.gate import utc_now
 from warden.membership.invites import TreeNode, codes_in
-from warden.store.invites import InviteRefused, InviteStore, Redemption
+from warden.store.invites import InviteStore, Redemption
 
 log = logging.getLogger(__name__)
 

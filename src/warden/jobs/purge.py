@@ -29,7 +29,8 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from warden.adapters.lemmy_db import LemmyDatabase, MediaCatalog
-from warden.adapters.pictrs import HashListingUnavailable, PictrsAdmin, PictrsError, StoredFile
+from warden.adapters.pictrs import PictrsAdmin, StoredFile
+from warden.errors import HashListingUnavailable, PictrsError
 from warden.store.purge_ledger import PurgeLedger
 
 

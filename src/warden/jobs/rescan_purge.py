@@ -57,7 +57,7 @@ def purge_refused(
     `by_sha256` (SHA-256 of stored bytes -> an alias of that file, from pict-rs's
     own listing) maps keys by content; `aliases` (walked with identifier calls)
     maps the keys it leaves."""
-    from warden.adapters.pictrs import PictrsError
+    from warden.errors import PictrsError
     from warden.jobs.purge import RateLimiter
 
     report = RescanPurgeReport()

@@ -19,12 +19,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from warden.errors import RuleFileError
 from warden.membership.ratelimit import Claim, UsageCounter
 from warden.membership.requirements import Activity, RateLimit, UserFacts
 from warden.membership.rulebook import (
     Judgement,
     Rulebook,
-    RuleFileError,
     UploadsSwitch,
     judge,
     lint_warnings,

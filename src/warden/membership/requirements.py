@@ -21,6 +21,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from warden.errors import RuleSyntaxError
+
 
 class Activity(StrEnum):
     """Things a person does through Lemmy's API that rules may restrict."""
@@ -106,16 +108,6 @@ class UserFacts:
             c for c in self.moderates if c.published is not None and now - c.published >= min_age
         )
         return replace(self, moderates=kept)
-
-
-class RuleSyntaxError(ValueError):
-    """A condition or duration that cannot be understood; `text` is the offending string."""
-
-    def __init__(self, text: str, problem: str) -> None:
-        shown = repr(text) if len(text) <= 100 else f"{text[:100]!r}... ({len(text):,} characters)"
-        super().__init__(f"{problem}: {shown}")
-        self.text = text
-        self.problem = problem
 
 
 # ASCII digits only: `\d` (and str.isdigit) take other scripts' digits and superscripts

@@ -44,7 +44,10 @@ from types import MappingProxyType
 from typing import Any
 
 from warden.domain.verdict import Reason
-from warden.errors import ConfigError
+from warden.errors import (
+    RuleFileError,
+    RuleSyntaxError,
+)
 from warden.membership.requirements import (
     Activity,
     ActivityRule,
@@ -54,7 +57,6 @@ from warden.membership.requirements import (
     RateLimit,
     RoleCondition,
     Rules,
-    RuleSyntaxError,
     UserFacts,
     parse_condition,
     parse_duration,
@@ -70,19 +72,6 @@ class UploadsSwitch(StrEnum):
     OFF = "off"
     ADMINS = "admins"
     MODERATORS = "moderators"  # moderators of any community, and admins
-
-
-class RuleFileError(ConfigError):
-    """A rules file that cannot be used; `line` is 1-based (None when unknown)."""
-
-    code = "bad_rules"
-
-    def __init__(self, source: str, line: int | None, problem: str) -> None:
-        where = f"{source}:{line}" if line else source
-        super().__init__(f"{where}: {problem}")
-        self.source = source
-        self.line = line
-        self.problem = problem
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from warden.errors import InviteRefused
 from warden.membership import invites as rules
 from warden.membership.invites import Account, Invite, InvitePolicy, Rights, StrikeStep
 from warden.membership.requirements import UserFacts
@@ -118,15 +119,6 @@ class InviteCursorRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
-
-
-class InviteRefused(Exception):
-    """An invite operation the rules refuse; the message is for the person asking."""
-
-    def __init__(self, message: str, code: str = "invite_refused") -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ async def _meter_invite(services: ServicesDep, facts: UserFacts) -> Response:
     keeps the real token. A link revoked in Lemmy's own UI is not refunded."""
     import uuid
 
-    from warden.store.invites import InviteRefused
+    from warden.errors import InviteRefused
 
     assert services.invites is not None
     try:

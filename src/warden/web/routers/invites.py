@@ -42,12 +42,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from warden.errors import LemmyRateLimited, LemmyRefused, UpstreamError
+from warden.errors import InviteRefused, LemmyRateLimited, LemmyRefused, UpstreamError
 from warden.membership import invites as rules
 from warden.membership.gate import utc_now
 from warden.membership.requirements import UserFacts
 from warden.services import Services
-from warden.store.invites import InviteRefused
 from warden.web import peers
 from warden.web.deps import ServicesDep
 from warden.web.public_page import PageRefused, Session, Sessions, same_site, security_headers
