@@ -10,7 +10,8 @@ from warden.domain.banks import BankAction, BankKind
 from warden.domain.verdict import FrameHash
 from warden.errors import StoreError
 from warden.media.matcher import BankMatcher
-from warden.store.banks import BankStore, BankSync, NewEntry
+from warden.services.bank_sync import BankSync
+from warden.store.banks import BankStore, NewEntry
 
 
 def _pdq(seed: int) -> str:

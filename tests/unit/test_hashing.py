@@ -1,4 +1,5 @@
-"""PDQ and SHA-256: agreement with pdqhash on the same pixels and with Meta's references."""
+"""PDQ and SHA-256: agreement with pdqhash on the same pixels and with Meta's references;
+Warden's own extra hashes (borders trimmed, normalised) and keypoints."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import hashlib
 import numpy as np
 import pdqhash
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from tests.conftest import gradient
-from warden.media import hashing
-from warden.media.decode import DecodeLimits, decode
+from warden.media import hashing, keypoints, variants
+from warden.media.decode import DecodeLimits, Frame, decode
 
 
 def test_sha256_of_bytes():
@@ -82,3 +83,70 @@ def test_dihedral_variants_find_every_rotation_and_flip(shared_dir):
         if hashing.hamming(hashing.pdq(Image.open(p).convert("RGB")).hex, variants[0]) > 31
     ]
     assert len(misses) >= 5
+
+
+# -- Warden's own extra hashes (media/variants.py) and keypoints -----------------------
+
+
+def test_uniform_borders_are_trimmed_to_the_pixel():
+    inner = gradient(400, 300, seed=2)
+    for colour in ((255, 255, 255), (0, 0, 0), (242, 242, 245)):
+        framed = ImageOps.expand(inner, (40, 30, 60, 20), fill=colour)
+        assert variants.trim_box(framed) == (40, 30, 440, 330), colour
+
+
+def test_a_caption_bar_with_text_is_trimmed():
+    inner = gradient(400, 300, seed=4)
+    out = Image.new("RGB", (400, 360), (255, 255, 255))
+    out.paste(inner, (0, 60))
+    font = ImageFont.load_default(size=20)
+    ImageDraw.Draw(out).text((20, 18), "when you see it", fill=(0, 0, 0), font=font)
+    assert variants.trim_box(out) == (0, 60, 400, 360)
+
+
+def test_pictures_without_a_border_are_left_alone():
+    assert variants.trim_box(gradient(seed=1)) is None
+    thin = ImageOps.expand(gradient(400, 300, seed=1), 2, fill=(255, 255, 255))
+    assert variants.trim_box(thin) is None, "a 2 px line is the picture's edge"
+    tiny = Image.new("RGB", (400, 400), (255, 255, 255))
+    tiny.paste(gradient(60, 60, seed=1), (170, 170))
+    assert variants.trim_box(tiny) is None, "never trimmed down to a sliver"
+    assert variants.trim_box(Image.new("RGB", (10, 10))) is None
+
+
+def test_extra_hashes_are_the_same_on_both_sides_and_never_replace_plain_pdq():
+    inner = gradient(400, 300, seed=5)
+    framed = ImageOps.expand(inner, 50, fill=(255, 255, 255))
+    kinds = [e.kind for e in variants.extra_hashes(framed)]
+    assert kinds == ["normalised", "trimmed"]
+    assert [e.kind for e in variants.extra_hashes(inner)] == ["normalised"]
+    trimmed = variants.extra_hashes(framed)[1]
+    assert hashing.hamming(trimmed.pdq.hex, variants.extra_hashes(inner)[0].pdq.hex) <= 8
+    assert variants.robust_frames([Frame(0, framed)])[1].variants == (), "the plain hash turns"
+    # the plain PDQ stays pdqhash's, bit for bit
+    bits, _ = pdqhash.compute(np.asarray(framed))
+    assert hashing.pdq(framed).hex == hashing.bits_to_hex(bits)
+
+
+def test_robust_frames_describe_the_first_frame_only():
+    frames = [Frame(0, gradient(seed=1)), Frame(5, gradient(seed=2))]
+    extra = variants.robust_frames(frames)
+    assert {f.frame for f in extra} == {0}
+    # the query adds its top- and bottom-cut hashes; the bank side does not
+    banked = variants.robust_frames(frames, query=False)
+    assert len(extra) == len(banked) + 2
+    assert {f.pdq for f in banked} <= {f.pdq for f in extra}
+    assert variants.robust_frames([]) == ()
+
+
+def test_keypoints_find_a_crop_and_nothing_in_a_flat_picture():
+    photo = gradient(512, 384, seed=3)
+    index = keypoints.KeypointIndex()
+    index.add(7, photo)
+    crop = photo.crop((40, 30, 470, 350))
+    assert [m.entry for m in index.match(crop)] == [7]
+    flat = Image.new("RGB", (300, 300), (90, 90, 90))
+    assert len(keypoints.features(flat)) == 0
+    assert index.match(flat) == []
+    index.remove(7)
+    assert len(index) == 0 and index.match(crop) == []

@@ -12,6 +12,7 @@ import pytest
 
 from warden.adapters.hash_exchange import read
 from warden.errors import HashFileError
+from warden.media import index_file
 from warden.media.hashlist import PdqIndex, hex_to_words, popcount_distance, words_to_hex
 
 rng = np.random.default_rng(11)
@@ -152,3 +153,59 @@ def test_a_hash_file_that_is_not_utf8_is_a_hash_file_error() -> None:
         stream = io.TextIOWrapper(io.BytesIO(raw + b"\xff\xfe\n" * 3000), encoding="utf-8")
         with pytest.raises(HashFileError, match="line"):
             list(read(stream, fmt))
+
+
+def test_saved_tables_answer_exactly_like_brute_force(tmp_path):
+    """The index written by media/index_file and opened memory-mapped, read-only, finds
+    exactly what a popcount over every row finds (distances 31 and 32 included)."""
+    base = _random(30_000)
+    queries = [_flip(base[i], d) for i, d in zip(range(0, 3000, 100), range(0, 40), strict=False)]
+    queries += [_random(1)[0] for _ in range(10)]
+    ids = np.arange(5, 30_005, dtype=np.int64)
+    built = PdqIndex.from_words(base, ids)
+    arrays = built.arrays()
+    assert arrays is not None
+    index_file.write(
+        tmp_path / "idx", entry_mark=1, event_mark=2, source="s", banks={7: ("pdq", 31, arrays)}
+    )
+    saved = index_file.read(tmp_path / "idx")
+    assert saved is not None and (saved.entry_mark, saved.event_mark) == (1, 2)
+    mapped = saved.banks[7].arrays
+    assert isinstance(mapped["words"], np.memmap) and not mapped["words"].flags.writeable
+    for radius in (31, 20):
+        index = PdqIndex.from_arrays(mapped, radius=radius)
+        for q in queries:
+            brute = np.nonzero(popcount_distance(base, q) <= radius)[0]
+            got = index.query_words(q)
+            assert sorted(h.entry for h in got) == sorted(ids[brute].tolist())
+            for h in got:
+                assert h.distance == int(popcount_distance(base[h.entry - 5][None, :], q)[0])
+
+
+def test_saved_tables_that_do_not_fit_are_refused():
+    arrays = PdqIndex.from_words(_random(100), np.arange(100)).arrays()
+    assert arrays is not None
+    with pytest.raises(ValueError, match="do not fit"):
+        PdqIndex.from_arrays(arrays | {"ids": arrays["ids"][:50]})
+    assert PdqIndex.from_words(_random(3), np.arange(3)).arrays() is not None
+    index = PdqIndex.from_words(_random(3), np.arange(3))
+    index.remove([1])
+    assert index.arrays() is None  # pending changes are never saved
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "numpy"])
+def test_both_searches_equal_brute_force(compiled):
+    """The NumPy search (one-shot processes) and the numba kernel (`warden serve`) find
+    exactly what a popcount over every row finds, radius boundaries included."""
+    base = _random(40_000)
+    ids = np.arange(40_000, dtype=np.int64)
+    for radius in (31, 22, 43):
+        index = PdqIndex.from_words(base, ids, radius=radius)
+        for k in range(0, 48):
+            q = _flip(base[k * 37], k) if k < 46 else _random(1)[0]
+            brute = np.nonzero(popcount_distance(base, q) <= radius)[0]
+            got = index.query_words(q, compiled=compiled)
+            assert sorted(h.entry for h in got) == brute.tolist()
+            assert all(
+                h.distance == int(popcount_distance(base[h.entry][None, :], q)[0]) for h in got
+            )

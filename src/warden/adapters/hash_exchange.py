@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from warden.domain.banks import BankEntry, BankKind, normalise_hash
+from warden.domain.signals import EXCHANGE_NAMES
 from warden.errors import HashFileError
 
 FORMATS = ("csv", "te")
 CSV_HEADER = ["hash", "kind", "bank", "note"]
-#: ThreatExchange signal type names -> Warden's kinds
-TE_TYPES = {"pdq": BankKind.PDQ, "sha256": BankKind.SHA256, "photo_sha256": BankKind.SHA256}
+#: ThreatExchange signal type names -> Warden's kinds (from the registry, domain/signals.py)
+TE_TYPES = {name: BankKind(signal.name) for name, signal in EXCHANGE_NAMES.items()}
 
 
 @dataclass(frozen=True)

@@ -18,17 +18,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from warden.domain.signals import PDQ, signal_type
 from warden.domain.verdict import Decision, Reason
+from warden.errors import InputError
 
-DEFAULT_PDQ_THRESHOLD = 31
+DEFAULT_PDQ_THRESHOLD = PDQ.default_threshold
 DEFAULT_MIN_QUALITY = 50
-MAX_PDQ_THRESHOLD = 43  # the index's limit (4 bits per substring, 11 substrings)
+MAX_PDQ_THRESHOLD = PDQ.max_threshold  # the index's limit (4 bits per substring, 11 substrings)
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class BankKind(StrEnum):
+    """The hash type a bank holds: a name in the registry (domain/signals.py)."""
+
     SHA256 = "sha256"
     PDQ = "pdq"
 
@@ -63,11 +66,11 @@ class Bank:
     def __post_init__(self) -> None:
         check_bank_name(self.name)
         if not 0 <= self.pdq_threshold <= MAX_PDQ_THRESHOLD:
-            raise ValueError(f"pdq_threshold must be 0..{MAX_PDQ_THRESHOLD} bits")
+            raise InputError(f"pdq_threshold must be 0..{MAX_PDQ_THRESHOLD} bits")
         if not 0 <= self.min_quality <= 100:
-            raise ValueError("min_quality must be 0..100")
+            raise InputError("min_quality must be 0..100")
         if self.csam and self.action is not BankAction.REJECT:
-            raise ValueError("a csam bank must reject: its matches are refused and preserved")
+            raise InputError("a csam bank must reject: its matches are refused and preserved")
 
 
 @dataclass(frozen=True)
@@ -103,10 +106,11 @@ class HashMatch:
     @property
     def reason(self) -> Reason:
         b = self.bank
-        if b.kind is BankKind.SHA256:
-            how = "the exact bytes (SHA-256)"
+        signal = signal_type(b.kind)
+        if signal.exact:
+            how = signal.label
         else:
-            how = f"PDQ within {self.distance} of {b.pdq_threshold} bits"
+            how = f"{signal.label} within {self.distance} of {b.pdq_threshold} bits"
             if self.variant != "original":
                 how += f", {self.variant}"
         code = "hash_allow" if b.action is BankAction.ALLOW else "hash_match"
@@ -133,15 +137,12 @@ class HashMatch:
 
 def check_bank_name(name: str) -> str:
     if not _NAME.match(name):
-        raise ValueError(
+        raise InputError(
             f"bank name {name!r}: use 1-63 lower-case letters, digits, '.', '_' or '-'"
         )
     return name
 
 
 def normalise_hash(kind: BankKind, value: str) -> str:
-    """The canonical form of a hash (64 lower-case hex digits), or ValueError naming why."""
-    text = value.strip().lower()
-    if not _HEX64.match(text):
-        raise ValueError(f"{kind.value} hash must be 64 hex digits, got {value.strip()[:80]!r}")
-    return text
+    """The canonical form of a hash, or BadHash (a ValueError) naming why."""
+    return signal_type(kind).normalise(value)

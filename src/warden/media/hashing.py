@@ -15,6 +15,8 @@ import numpy as np
 import pdqhash
 from PIL import Image
 
+from warden.domain.signals import PDQ
+
 PDQ_BITS = 256
 PDQ_HEX_LEN = 64
 
@@ -50,14 +52,8 @@ def bits_to_hex(bits: np.ndarray) -> str:
 
 
 def hex_to_bytes(value: str) -> bytes:
-    """Validate a PDQ hex string and return its 32 bytes."""
-    text = value.strip().lower()
-    if len(text) != PDQ_HEX_LEN:
-        raise ValueError(f"a PDQ hash is {PDQ_HEX_LEN} hex digits; got {len(text)}")
-    try:
-        return bytes.fromhex(text)
-    except ValueError as exc:
-        raise ValueError(f"not a hex PDQ hash: {value!r}") from exc
+    """Validate a PDQ hex string (BadHash saying why) and return its 32 bytes."""
+    return bytes.fromhex(PDQ.normalise(value))
 
 
 def hamming(a: str, b: str) -> int:

@@ -14,8 +14,10 @@ buckets) and, in each, keeps the entries whose low byte is within the bits of
 budget left; only those are verified with an exact popcount over the four
 64-bit words. Recall is exact by construction and precision by verification.
 
-The inner loop is compiled with numba: in NumPy the ragged bucket reads cost
-more than the search (about 5 ms at 10 million hashes against 0.5 ms here).
+The inner loop is compiled with numba (media/pdq_kernel.py) once `load_kernel`
+ran (`warden serve` does at start): in NumPy the ragged bucket reads cost more
+than the search (milliseconds at 10 million hashes against 0.1 ms), but a
+one-shot process (`warden hashes match`) saves numba's import.
 Memory is 32 bytes per hash plus 5 bytes per hash per table: 87 bytes per
 hash, about 0.87 GB at 10 million.
 
@@ -32,8 +34,10 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
-import numba
 import numpy as np
+
+from warden.domain.signals import PDQ
+from warden.errors import BadHash
 
 WORDS = 4  # 256 bits as four uint64, big-endian (bit 0 = most significant)
 TABLES = 11
@@ -52,9 +56,14 @@ STARTS, LENGTHS = _layout()
 
 def hex_to_words(hexes: list[str] | tuple[str, ...]) -> np.ndarray:
     """PDQ hex strings -> (n, 4) uint64, big-endian words (bit 0 = most significant)."""
-    raw = bytes.fromhex("".join(hexes))
+    try:
+        raw = bytes.fromhex("".join(hexes))
+    except ValueError:
+        raw = b""
     if len(raw) != 32 * len(hexes):
-        raise ValueError("every PDQ hash must be 64 hex digits")
+        bad = next((h for h in hexes if len(h) != 64), hexes[0] if hexes else "")
+        PDQ.normalise(bad)  # names the first bad one (BadHash)
+        raise BadHash("every PDQ hash must be 64 hex digits")
     return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, WORDS)
 
 
@@ -93,100 +102,49 @@ def _top_masks(budget: int) -> tuple[np.ndarray, np.ndarray]:
 
 _BYTE_POP = np.asarray([bin(i).count("1") for i in range(256)], dtype=np.int64)
 
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _pop64(x: Any) -> Any:
-    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
-    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
+#: the compiled search (media/pdq_kernel.py) once `load_kernel` ran, else None
+_KERNEL: Any = None
 
 
-@numba.njit(cache=True, nogil=True)
-def _search(
-    q: Any,
-    words: Any,
-    order: Any,
-    low: Any,
-    offsets: Any,
-    starts: Any,
-    lengths: Any,
-    masks: Any,
-    weights: Any,
-    budget: int,
-    radius: int,
-    byte_pop: Any,
-    cand: Any,
-    out_rows: Any,
-    out_dist: Any,
-) -> int:
-    """Fill out_rows/out_dist with (row, distance) for every row within radius; return count.
+def load_kernel() -> None:
+    """Load (or compile) the numba search kernel; until then queries use the NumPy
+    search, which answers the same. A long-running `warden serve` wants the kernel
+    (0.1 ms a query at 10 M hashes); a one-shot `warden hashes match` does not (numba
+    and the SciPy it pulls in cost more to import than its few NumPy queries)."""
+    global _KERNEL
+    if _KERNEL is None:
+        # imported here, not at the top: numba is heavy and only long-lived processes need it
+        from warden.media.pdq_kernel import search
 
-    Per table, first gather candidate positions: buckets with bits of budget
-    left are scanned (their low bytes are contiguous), buckets with none left
-    are binary-searched for the query's low bits (a bucket is sorted by them).
-    Then the candidates are verified in a separate tight loop whose loads do
-    not depend on each other, so the CPU overlaps their cache misses. A row
-    can be found through several tables; the caller removes duplicates.
-    Returns -1 when a buffer is too small (the caller grows them, asks again).
-    """
-    found = 0
-    for t in range(starts.shape[0]):
-        start = starts[t]
-        length = lengths[t]
-        w = start // 64
-        end = start % 64 + length
-        if end <= 64:
-            value = (q[w] >> np.uint64(64 - end)) & np.uint64((1 << length) - 1)
-        else:
-            hi = q[w] << np.uint64(end - 64)
-            lo = q[w + 1] >> np.uint64(128 - end)
-            value = (hi | lo) & np.uint64((1 << length) - 1)
-        low_bits = length - 16
-        q_top = np.int64(value >> np.uint64(low_bits))
-        q_low = np.int64(value & np.uint64((1 << low_bits) - 1))
-        n_cand = 0
-        for m in range(masks.shape[0]):
-            left = budget - weights[m]
-            bucket = q_top ^ masks[m]
-            first = np.int64(offsets[t, bucket])
-            last = np.int64(offsets[t, bucket + 1])
-            if left == 0:
-                a, b = first, last
-                while a < b:
-                    mid = (a + b) >> 1
-                    if np.int64(low[t, mid]) < q_low:
-                        a = mid + 1
-                    else:
-                        b = mid
-                while a < last and np.int64(low[t, a]) == q_low:
-                    if n_cand == cand.shape[0]:
-                        return -1
-                    cand[n_cand] = a
-                    n_cand += 1
-                    a += 1
-            else:
-                for j in range(first, last):
-                    if byte_pop[np.int64(low[t, j]) ^ q_low] <= left:
-                        if n_cand == cand.shape[0]:
-                            return -1
-                        cand[n_cand] = j
-                        n_cand += 1
-        for c in range(n_cand):
-            row = np.int64(order[t, cand[c]])
-            d = (
-                _pop64(words[row, 0] ^ q[0])
-                + _pop64(words[row, 1] ^ q[1])
-                + _pop64(words[row, 2] ^ q[2])
-                + _pop64(words[row, 3] ^ q[3])
-            )
-            if d <= radius:
-                if found == out_rows.shape[0]:
-                    return -1
-                out_rows[found] = row
-                out_dist[found] = d
-                found += 1
-    return found
+        _KERNEL = search
+
+
+def _search_numpy(
+    q: np.ndarray, t: _Tables, masks: np.ndarray, weights: np.ndarray, budget: int, radius: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's search in NumPy: the same buckets, the same low-byte filter, the
+    same exact verification; (rows, distances) of every row within the radius."""
+    found = []
+    for table in range(TABLES):
+        length = int(LENGTHS[table])
+        value = int(_substrings(q[None, :], int(STARTS[table]), length)[0])
+        low_bits = length - TOP_BITS
+        q_top, q_low = value >> low_bits, value & ((1 << low_bits) - 1)
+        buckets = q_top ^ masks
+        first = t.offsets[table, buckets].astype(np.int64)
+        sizes = t.offsets[table, buckets + 1].astype(np.int64) - first
+        total = int(sizes.sum())
+        if not total:
+            continue
+        pos = np.repeat(first - (np.cumsum(sizes) - sizes), sizes) + np.arange(total)
+        ok = _BYTE_POP[t.low[table, pos].astype(np.int64) ^ q_low] <= np.repeat(
+            budget - weights, sizes
+        )
+        found.append(t.order[table, pos[ok]])
+    rows = np.unique(np.concatenate(found)).astype(np.int64) if found else _EMPTY_IDS
+    dist = popcount_distance(t.words[rows], q) if len(rows) else _EMPTY_IDS
+    near = dist <= radius
+    return rows[near], dist[near]
 
 
 @dataclass(frozen=True)
@@ -283,6 +241,41 @@ class PdqIndex:
         index._snap = _Snapshot(tables, _EMPTY_WORDS, _EMPTY_IDS)
         return index
 
+    def arrays(self) -> dict[str, np.ndarray] | None:
+        """The main tables by name, to save (media/index_file.py); None while changes
+        are pending, since saved tables must hold exactly the live entries."""
+        s = self._snap
+        if len(s.delta_ids) or s.removed:
+            return None
+        t = s.tables
+        return {
+            "words": t.words,
+            "ids": t.ids,
+            "order": t.order,
+            "low": t.low,
+            "offsets": t.offsets,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], radius: int = 31) -> PdqIndex:
+        """An index over saved tables (from `arrays`), used as they are: memory-mapped
+        files stay mapped, so a 10-million-hash bank opens without building anything."""
+        names = ("words", "ids", "order", "low", "offsets")
+        tables = _Tables(*(arrays[n] for n in names))
+        n = len(tables.ids)
+        shapes_ok = (
+            tables.words.shape == (n, WORDS)
+            and tables.order.shape == (TABLES, n)
+            and tables.low.shape == (TABLES, n)
+            and tables.offsets.shape == (TABLES, (1 << TOP_BITS) + 1)
+            and (n == 0 or int(tables.offsets[0, -1]) == n)
+        )
+        if not shapes_ok:
+            raise ValueError("saved PDQ tables do not fit together")
+        index = cls(radius)
+        index._snap = _Snapshot(tables, _EMPTY_WORDS, _EMPTY_IDS)
+        return index
+
     def add(self, hexes: list[str], ids: list[int]) -> None:
         self.add_words(hex_to_words(hexes), np.asarray(ids, dtype=np.int64))
 
@@ -299,6 +292,19 @@ class PdqIndex:
                 np.concatenate([s.delta_ids, ids[fresh].astype(np.int64)]),
                 s.removed - revive,
             )
+
+    def revive(self, hexes: list[str], ids: list[int]) -> None:
+        """Bring entries back that the bank's log says were re-added: an id this index
+        holds live already is left alone (a replay may name an entry whose removal it
+        never saw), a tombstoned one is un-marked, any other is added."""
+        s = self._snap
+        held = np.concatenate([s.tables.ids, s.delta_ids])
+        wanted = np.asarray(ids, dtype=np.int64)
+        # few ids (revivals are rare): one vectorised comparison sweep per id
+        present = {int(i) for i in wanted if bool((held == i).any())} - s.removed
+        keep = [k for k, i in enumerate(ids) if int(i) not in present]
+        if keep:
+            self.add([hexes[k] for k in keep], [ids[k] for k in keep])
 
     def remove(self, ids: list[int]) -> None:
         with self._lock:
@@ -329,17 +335,26 @@ class PdqIndex:
         """Every entry within the radius, nearest first."""
         return self.query_words(hex_to_words([pdq_hex])[0])
 
-    def query_words(self, query: np.ndarray) -> list[Hit]:
+    def query_words(self, query: np.ndarray, *, compiled: bool | None = None) -> list[Hit]:
+        """Every entry within the radius, nearest first; with the numba kernel when it
+        is loaded (`load_kernel`) or `compiled` asks for it, else in NumPy."""
         s = self._snap
         t = s.tables
         hits: dict[int, tuple[int, np.ndarray]] = {}
-        if len(t.ids):
+        if compiled:
+            load_kernel()
+        if len(t.ids) and (_KERNEL is None or compiled is False):
+            q = np.ascontiguousarray(query, dtype=np.uint64)
+            near, far = _search_numpy(q, t, self._masks, self._weights, self._budget, self.radius)
+            for row, d in zip(near.tolist(), far.tolist(), strict=True):
+                hits[int(t.ids[row])] = (d, t.words[row])
+        elif len(t.ids):
             size = 64
             cand = np.empty(1 << 14, dtype=np.int64)
             while True:
                 rows = np.empty(size, dtype=np.int64)
                 dist = np.empty(size, dtype=np.int64)
-                found = _search(
+                found = _KERNEL(
                     np.ascontiguousarray(query, dtype=np.uint64),
                     t.words,
                     t.order,
