@@ -1,8 +1,8 @@
 """Safe decoding: from untrusted bytes to a few small RGB frames, or a named refusal.
 
-The format is identified from the bytes alone (never a file name or a declared
-content type), the header is checked against the limits before a single pixel
-is decoded, JPEGs are decoded in draft mode straight to the scanning resolution,
+The format is identified from the bytes alone (`formats`: never a file name or
+a declared content type), the header is checked against the limits before a
+single pixel is decoded (`preflight`, whose names this module re-exports), JPEGs are decoded in draft mode straight to the scanning resolution,
 animations are sampled (first frame and evenly spaced ones), and every failure
 becomes a `MediaError` whose code and message say what was wrong.
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import io
-import re
 import struct
 import time
 import warnings
@@ -35,7 +34,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from warden.domain.verdict import MediaInfo
 from warden.errors import (
-    BadDimensions,
     CorruptMedia,
     DecodeTimeout,
     EmptyMedia,
@@ -43,38 +41,34 @@ from warden.errors import (
     MediaTooLarge,
     TooManyFrames,
     TooManyPixels,
-    TooManyScans,
     TruncatedMedia,
     UnsupportedFormat,
 )
 from warden.media import jxl
-from warden.media.headers import header_work, jpeg_size, webp_canvas
+from warden.media.formats import FORMATS, Format, sniff
 from warden.media.polyglot import check_polyglot
+from warden.media.preflight import (
+    DecodeLimits,
+    check_size,
+    check_structure,
+    preflight,
+    preflight_work,
+)
 
-
-@dataclass(frozen=True)
-class DecodeLimits:
-    """Bounds on one decode (see `MediaSettings` for their meaning and defaults)."""
-
-    max_bytes: int = 40 * 1024 * 1024
-    max_pixels: int = 100_000_000
-    max_side: int = 30_000
-    max_frames: int = 2_000
-    sample_frames: int = 8
-    timeout_s: float = 5.0
-    scan_side: int = 320
-    max_scans: int = 100
-    max_scan_pixels: int = 2_000_000_000
-    max_decoded_pixels: int = 1_000_000_000
-
-
-@dataclass(frozen=True)
-class Format:
-    """A format Warden decodes: its name, MIME type and Pillow's plugin name."""
-
-    name: str
-    mime: str
-    pillow: str
+__all__ = [
+    "FORMATS",
+    "DecodeLimits",
+    "DecodedMedia",
+    "Format",
+    "Frame",
+    "check_structure",
+    "decode",
+    "jxl_decoder",
+    "preflight",
+    "preflight_work",
+    "sample_indices",
+    "sniff",
+]
 
 
 @dataclass(frozen=True)
@@ -89,93 +83,6 @@ class Frame:
 class DecodedMedia:
     info: MediaInfo
     frames: tuple[Frame, ...]
-
-
-FORMATS = {
-    f.name: f
-    for f in (
-        Format("jpeg", "image/jpeg", "JPEG"),
-        Format("png", "image/png", "PNG"),
-        Format("gif", "image/gif", "GIF"),
-        Format("webp", "image/webp", "WEBP"),
-        Format("bmp", "image/bmp", "BMP"),
-        Format("tiff", "image/tiff", "TIFF"),
-        Format("avif", "image/avif", "AVIF"),
-        Format("heic", "image/heic", "HEIF"),
-        Format("jxl", "image/jxl", "JXL"),
-    )
-}
-
-_AVIF_BRANDS = {b"avif", b"avis"}
-_HEIC_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
-_VIDEO_BRANDS = {
-    b"isom",
-    b"iso2",
-    b"mp41",
-    b"mp42",
-    b"qt  ",
-    b"M4V ",
-    b"3gp4",
-    b"3gp5",
-    b"dash",
-    b"avc1",
-}
-
-#: Signatures of things that are not images, named so a refusal can say what it saw.
-_NOT_IMAGES: tuple[tuple[bytes, str], ...] = (
-    (b"%PDF-", "a PDF document"),
-    (b"PK\x03\x04", "a ZIP archive"),
-    (b"Rar!\x1a\x07", "a RAR archive"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7z archive"),
-    (b"\x1f\x8b", "gzip data"),
-    (b"\x1a\x45\xdf\xa3", "a Matroska/WebM video"),
-    (b"\x7fELF", "an ELF executable"),
-    (b"MZ", "a Windows executable"),
-    (b"OggS", "an Ogg stream"),
-    (b"ID3", "an MP3 file"),
-    (b"\x00\x00\x01\x00", "an ICO icon"),
-)
-_TEXT_START = re.compile(rb"^(?:\xef\xbb\xbf)?\s*<", re.DOTALL)
-
-
-def sniff(data: bytes) -> Format:
-    """Identify the format from the first bytes, or refuse naming what it is."""
-    head = data[:64]
-    if head.startswith(b"\xff\xd8\xff"):
-        return FORMATS["jpeg"]
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return FORMATS["png"]
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return FORMATS["gif"]
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return FORMATS["webp"]
-    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"WAVE"):
-        raise UnsupportedFormat("not an image: a RIFF video or audio file")
-    if head[:2] == b"BM" and len(head) >= 26:
-        return FORMATS["bmp"]
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return FORMATS["tiff"]
-    if jxl.is_jxl(head):
-        return FORMATS["jxl"]
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        compatible = {head[i : i + 4] for i in range(16, min(len(head), 64), 4)}
-        if brand in _AVIF_BRANDS:
-            return FORMATS["avif"]
-        if brand in _HEIC_BRANDS or (brand not in _VIDEO_BRANDS and compatible & _HEIC_BRANDS):
-            return FORMATS["heic"]
-        raise UnsupportedFormat(
-            f"not an image: an ISO media file ({brand.decode('latin-1').strip()!r}); video is not accepted"
-        )
-    for magic, what in _NOT_IMAGES:
-        if head.startswith(magic):
-            raise UnsupportedFormat(f"not an image: {what}")
-    if _TEXT_START.match(head):
-        kind = "an SVG image" if b"<svg" in data[:4096].lower() else "markup (HTML/XML/SVG)"
-        raise UnsupportedFormat(f"not an accepted image: {kind}; SVG and markup can carry scripts")
-    raise UnsupportedFormat(
-        "not a recognised image format (JPEG, PNG, GIF, WebP, AVIF, HEIC, JPEG XL, BMP, TIFF)"
-    )
 
 
 @functools.cache
@@ -283,67 +190,6 @@ def _classify_pillow_error(exc: BaseException, fmt: Format) -> MediaError:
     return CorruptMedia(f"{fmt.name} file is corrupt ({text})")
 
 
-def preflight(data: bytes, limits: DecodeLimits) -> Format:
-    """The checks that need only the bytes: size, format, and what the header
-    promises to allocate or cost. Pure Python over bytes, no decoder involved,
-    so the service runs it before a file may occupy a decoder process."""
-    if not data:
-        raise EmptyMedia("the file is empty (0 bytes)")
-    if len(data) > limits.max_bytes:
-        raise MediaTooLarge(f"the file is {len(data):,} bytes; the limit is {limits.max_bytes:,}")
-    fmt = sniff(data)
-    check_structure(data, fmt, limits)
-    return fmt
-
-
-def preflight_work(data: bytes, limits: DecodeLimits) -> tuple[Format, int | None]:
-    """`preflight`, and `headers.header_work` of the file, which shares its JPEG scan count."""
-    if not data:
-        raise EmptyMedia("the file is empty (0 bytes)")
-    if len(data) > limits.max_bytes:
-        raise MediaTooLarge(f"the file is {len(data):,} bytes; the limit is {limits.max_bytes:,}")
-    fmt = sniff(data)
-    scans = check_structure(data, fmt, limits)
-    return fmt, header_work(data, fmt.name, scans=scans)
-
-
-def check_structure(data: bytes, fmt: Format, limits: DecodeLimits) -> int | None:
-    """Refuse from the bytes what the decoder would pay for before any check of ours.
-
-    A progressive JPEG's scans are each a pass over the whole image (a 10000 x
-    10000 grayscale file with its last scan repeated costs ~40 ms per copy, for
-    141 bytes each); `FF DA` never occurs inside entropy-coded data (an `FF`
-    there is stuffed with `00`), so counting it over the file bounds the scans
-    of every frame, MPO included. Scans times pixels bounds the work itself
-    (`max_scan_pixels`: 20 scans of 100 MP, under a second), so a file within
-    the scan count cannot hold a decoder for the whole deadline either.
-    libwebp allocates the whole canvas while Pillow opens a WebP (a 34-byte
-    file can ask for 2.7 GB), so its header size is checked here.
-    Returns a JPEG's scan count (None for other formats).
-    """
-    if fmt.name == "jpeg":
-        scans = data.count(b"\xff\xda")
-        if scans > limits.max_scans:
-            raise TooManyScans(
-                f"jpeg file has {scans:,} scans; the limit is {limits.max_scans:,} "
-                "(each progressive scan is another pass over the whole image)"
-            )
-        size = jpeg_size(data)
-        if size is not None and scans * size[0] * size[1] > limits.max_scan_pixels:
-            raise TooManyScans(
-                f"jpeg file has {scans:,} scans of {size[0]}x{size[1]} pixels = "
-                f"{scans * size[0] * size[1]:,} pixel passes; the limit is "
-                f"{limits.max_scan_pixels:,}"
-            )
-        return scans
-    if fmt.name == "webp":
-        size = webp_canvas(data)
-        if size is None:
-            raise CorruptMedia("webp file has no readable VP8, VP8L or VP8X header")
-        _check_size(fmt, size[0], size[1], limits)
-    return None
-
-
 def decode(data: bytes, limits: DecodeLimits) -> DecodedMedia:
     """Decode untrusted bytes into sampled RGB frames, or raise a `MediaError`."""
     if not data:
@@ -381,22 +227,6 @@ def decode(data: bytes, limits: DecodeLimits) -> DecodedMedia:
         raise TooManyPixels(f"{fmt.name} image needs more memory than allowed") from exc
 
 
-def _check_size(
-    fmt: Format, width: int, height: int, limits: DecodeLimits, *, what: str = "header"
-) -> None:
-    if width <= 0 or height <= 0:
-        raise BadDimensions(f"{fmt.name} {what} declares {width}x{height} pixels")
-    if width > limits.max_side or height > limits.max_side:
-        raise BadDimensions(
-            f"{fmt.name} {what} declares {width}x{height} pixels; no side may exceed {limits.max_side:,}"
-        )
-    if width * height > limits.max_pixels:
-        raise TooManyPixels(
-            f"{fmt.name} {what} declares {width}x{height} = {width * height:,} pixels; "
-            f"the limit is {limits.max_pixels:,}"
-        )
-
-
 def _check_jxl(data: bytes, fmt: Format, limits: DecodeLimits) -> None:
     """The JPEG XL plugin decodes inside `Image.open` and shows one frame: check first."""
     if not jxl_decoder():
@@ -405,7 +235,7 @@ def _check_jxl(data: bytes, fmt: Format, limits: DecodeLimits) -> None:
             "convert uploads with PICTRS__MEDIA__IMAGE__FORMAT"
         )
     header = jxl.read_header(data)
-    _check_size(fmt, header.width, header.height, limits)
+    check_size(fmt, header.width, header.height, limits)
     if header.animated:
         raise UnsupportedFormat(
             "jxl animation: only its first frame could be scanned, so it is refused"
@@ -446,7 +276,7 @@ class _PixelBudget:
 
     def charge(self, image: Image.Image, frame: int) -> None:
         width, height = image.size
-        _check_size(self._fmt, width, height, self._limits, what=f"frame {frame}")
+        check_size(self._fmt, width, height, self._limits, what=f"frame {frame}")
         self.spent += width * height
         if self.spent > self._limits.max_decoded_pixels:
             raise TooManyPixels(
@@ -460,7 +290,7 @@ def _decode(data: bytes, fmt: Format, limits: DecodeLimits, deadline: _Deadline)
         _check_jxl(data, fmt, limits)
     image = _open(data, fmt)
     width, height = image.size
-    _check_size(fmt, width, height, limits)
+    check_size(fmt, width, height, limits)
     frame_count = int(getattr(image, "n_frames", 1) or 1)
     if frame_count > limits.max_frames:
         raise TooManyFrames(

@@ -28,45 +28,52 @@ library pool: `concurrent.futures.ProcessPoolExecutor` cannot kill one task
 (a dead worker breaks the whole pool), and pebble's timeout is polled by a
 manager thread and needs the per-file CPU limit armed in the task anyway. Here
 each worker has its own pipe, so one worker's death costs only its own file.
+
+This module is the supervisor (the service's side). The worker's side is
+`decoder_worker`, the pixels' way back `frame_transport`, and what both hand
+the scanner (`Analysis`, `Decoder`, `InProcessDecoder`) is `analysis`; their
+names are re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import logging
-import math
 import mmap
 import multiprocessing
 import os
 import queue
-import resource
 import signal
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from multiprocessing import reduction
-from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
-import pdqhash
-from PIL import Image
-
-from warden.domain.verdict import FrameHash, MediaInfo
 from warden.errors import DecodeTimeout, MediaError, ScanError, ScanTimeout, TooManyPixels
 from warden.media import decode as decoding
-from warden.media import hashing, headers
+from warden.media import headers
+from warden.media.analysis import Analysis, Decoder, InProcessDecoder, analyse, hash_frames
+from warden.media.decoder_worker import serve
+from warden.media.frame_transport import SHARED_BYTES, take_frames
+
+__all__ = [
+    "Analysis",
+    "Decoder",
+    "DecoderPool",
+    "InProcessDecoder",
+    "analyse",
+    "hash_frames",
+]
 
 log = logging.getLogger(__name__)
 
 #: Modules the fork server imports once, so every worker forked from it starts warm.
-PRELOAD = ["warden.media.decoder_pool", "pillow_heif", "pillow_jxl", "numpy", "pdqhash"]
+PRELOAD = ["warden.media.decoder_worker", "pillow_heif", "pillow_jxl", "numpy", "pdqhash"]
 #: Pixel passes (pixels x JPEG scans) above which a file is "heavy": ~64 MP, a
 #: fifth of a second or more of decoding.
 HEAVY_WORK = 64_000_000
@@ -74,212 +81,6 @@ HEAVY_WORK = 64_000_000
 HEAVY_BYTES = 4 * 1024 * 1024
 #: How long a new worker may take to warm up before its first file is given up on.
 START_TIMEOUT_S = 60.0
-_MIB = 1024 * 1024
-#: Shared memory each worker returns its frames' pixels in (only the pages written
-#: are ever allocated): copying them out is cheaper than pickling the frames through
-#: the pipe, 64 KiB and a wake-up of each side at a time. Larger answers are pickled.
-SHARED_BYTES = 16 * _MIB
-#: Free memory a worker's malloc may keep between files rather than return (glibc).
-KEEP_HEAP_BYTES = 64 * _MIB
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """A decoded file as the pipeline needs it: sampled frames and their PDQ hashes."""
-
-    media: decoding.DecodedMedia
-    frames: tuple[FrameHash, ...]
-    decode_ms: float = 0.0
-    hash_ms: float = 0.0
-
-
-def analyse(data: bytes, limits: decoding.DecodeLimits) -> Analysis:
-    """Decode and hash one file, here in this process (raises `MediaError`)."""
-    t0 = time.perf_counter()
-    media = decoding.decode(data, limits)
-    return hash_frames(media, (time.perf_counter() - t0) * 1000.0)
-
-
-def hash_frames(media: decoding.DecodedMedia, decode_ms: float) -> Analysis:
-    """PDQ of every sampled frame. Safe in the service itself: the frames are
-    already reduced to about the scanning size, so the work is bounded."""
-    t0 = time.perf_counter()
-    frames = tuple(
-        FrameHash(f.index, hs[0].hex, hs[0].quality, tuple(h.hex for h in hs[1:]))
-        for f in media.frames
-        for hs in (hashing.pdq_dihedral(f.image),)
-    )
-    return Analysis(media, frames, decode_ms, (time.perf_counter() - t0) * 1000.0)
-
-
-class Decoder(Protocol):
-    """What the scanner needs: bytes and limits in, an `Analysis` or a refusal out."""
-
-    def run(
-        self, data: bytes, limits: decoding.DecodeLimits, *, give_up_at: float | None = None
-    ) -> Analysis: ...
-
-    def is_heavy(self, data: bytes) -> bool: ...
-
-    def start(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class InProcessDecoder:
-    """Decodes in the calling thread: for tests and tools that trust their input.
-    Only the cooperative deadline applies; nothing bounds memory."""
-
-    def run(
-        self, data: bytes, limits: decoding.DecodeLimits, *, give_up_at: float | None = None
-    ) -> Analysis:
-        return analyse(data, limits)
-
-    def is_heavy(self, data: bytes) -> bool:
-        """Every file is decoded where it is asked for: none waits for another."""
-        return False
-
-    def start(self) -> None:
-        """Nothing to start."""
-
-    def close(self) -> None:
-        """Nothing to stop."""
-
-
-# -- the worker side ------------------------------------------------------------
-
-
-def _vsize() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _arm_cpu(seconds: float) -> None:
-    """Let this worker use `seconds` more CPU time from now; SIGXCPU ends it after."""
-    used = resource.getrusage(resource.RUSAGE_SELF)
-    spent = used.ru_utime + used.ru_stime
-    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    soft = math.ceil(spent + seconds)
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-
-
-def _keep_heap() -> None:
-    """Let malloc keep freed memory for the next file instead of handing it back to
-    the kernel after each one (~300 page faults a file, a third of the decoding
-    time). The address-space cap is the same: memory kept is memory counted."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None)
-        libc.mallopt(_M_MMAP_THRESHOLD, KEEP_HEAP_BYTES // 2)
-        libc.mallopt(_M_TRIM_THRESHOLD, KEEP_HEAP_BYTES)
-
-
-def _warm_up() -> None:
-    """Load every plugin and run decode and PDQ once, so the first real file is fast."""
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 48), (90, 120, 150)).save(buf, "JPEG")
-    analyse(buf.getvalue(), decoding.DecodeLimits())
-
-
-def _put_frames(media: decoding.DecodedMedia, shared: mmap.mmap) -> tuple[Any, ...] | None:
-    """The frames' pixels written to `shared`, and where each lies (None: too large)."""
-    layout = []
-    offset = 0
-    for frame in media.frames:
-        raw = frame.image.tobytes()
-        end = offset + len(raw)
-        if end > len(shared):
-            return None
-        shared[offset:end] = raw
-        layout.append((frame.index, frame.image.mode, frame.image.size, offset, len(raw)))
-        offset = end
-    return tuple(layout)
-
-
-def _take_frames(
-    info: MediaInfo, layout: tuple[Any, ...], decode_ms: float, shared: mmap.mmap
-) -> Analysis:
-    """The frames `_put_frames` wrote, copied out of the worker's shared memory, and
-    their PDQ hashes (read from the shared pixels: no second conversion to bytes)."""
-    frames = []
-    hashes = []
-    hash_s = 0.0
-    with memoryview(shared) as view:
-        for index, mode, size, offset, length in layout:
-            rgb = mode == "RGB" and length == size[0] * size[1] * 3
-            if not 0 <= offset <= offset + length <= len(view) or (mode == "RGB" and not rgb):
-                raise ScanError("the decoder process answered with frames out of bounds")
-            pixels = view[offset : offset + length]
-            image = Image.frombytes(mode, size, pixels)
-            frames.append(decoding.Frame(index, image))
-            t0 = time.perf_counter()
-            if rgb:
-                array = np.frombuffer(pixels, np.uint8).reshape(size[1], size[0], 3)
-                all_bits, quality = pdqhash.compute_dihedral(array)
-                hs = [hashing.PdqHash(hashing.bits_to_hex(b), int(quality)) for b in all_bits]
-                del array
-            else:
-                hs = hashing.pdq_dihedral(image)
-            hashes.append(FrameHash(index, hs[0].hex, hs[0].quality, tuple(h.hex for h in hs[1:])))
-            hash_s += time.perf_counter() - t0
-            pixels.release()
-    media = decoding.DecodedMedia(info, tuple(frames))
-    return Analysis(media, tuple(hashes), decode_ms, hash_s * 1000.0)
-
-
-def _serve(conn: Connection, memory_mb: int) -> None:
-    """A worker's life: warm up, cap the address space, then decode until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the service's to handle
-    _keep_heap()
-    try:
-        _warm_up()
-        # mapped before the cap, so it counts in the worker's own size, not in memory_mb
-        shared_fd = os.memfd_create("warden-frames")
-        os.ftruncate(shared_fd, SHARED_BYTES)
-        shared = mmap.mmap(shared_fd, SHARED_BYTES)
-        limit = _vsize() + memory_mb * _MIB
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    except Exception as exc:  # a worker that cannot warm up says why and stops
-        conn.send(("dead", f"{type(exc).__name__}: {exc}"))
-        return
-    conn.send(("ready", os.getpid()))
-    reduction.send_handle(conn, shared_fd, os.getppid())
-    os.close(shared_fd)
-    while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return  # the service is gone
-        if job is None:
-            return
-        data, limits = job
-        if isinstance(data, int):  # the file lies in the shared memory, `data` bytes long
-            data = bytes(shared[:data])
-        _arm_cpu(limits.timeout_s + 1.0)
-        try:
-            t0 = time.perf_counter()
-            media = decoding.decode(data, limits)
-            decode_ms = (time.perf_counter() - t0) * 1000.0
-            layout = _put_frames(media, shared)
-            if layout is None:
-                conn.send(("ok", media, decode_ms))
-            else:
-                conn.send(("shared", media.info, layout, decode_ms))
-        except MediaError as exc:
-            conn.send(("media", exc.code, exc.message))
-        except MemoryError:
-            # the heap may be in pieces now: answer, then let the pool replace us
-            conn.send(("memory", f"decoding needs more than the decoder's {memory_mb} MiB"))
-            return
-        except Exception as exc:  # any other failure is this file's, never the service's
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
 # -- the service side -----------------------------------------------------------
@@ -303,7 +104,7 @@ class _Worker:
     def __init__(self, ctx: BaseContext, memory_mb: int) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
         self.process: BaseProcess = ctx.Process(  # type: ignore[attr-defined]
-            target=_serve, args=(child, memory_mb), name="warden-decoder", daemon=True
+            target=serve, args=(child, memory_mb), name="warden-decoder", daemon=True
         )
         self.process.start()
         child.close()
@@ -525,7 +326,7 @@ class DecoderPool:
             kind = answer[0]
             healthy = kind in ("ok", "shared", "media", "error")
             if kind == "shared" and worker.shared is not None:
-                return _take_frames(answer[1], answer[2], answer[3], worker.shared)
+                return take_frames(answer[1], answer[2], answer[3], worker.shared)
             if kind == "ok":
                 media: decoding.DecodedMedia = answer[1]
                 return hash_frames(media, answer[2])

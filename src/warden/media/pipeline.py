@@ -28,7 +28,7 @@ from warden.domain.policy import FailMode, LabelPolicy
 from warden.domain.ports import BankMatch, HashMatcher
 from warden.domain.verdict import Decision, FrameHash, Reason, Verdict, worst
 from warden.errors import MediaError, ScanError
-from warden.media import hashing, second_look
+from warden.media import hashing, second_look, variants
 from warden.media.classify import Classification, Classifier
 from warden.media.decode import DecodedMedia, DecodeLimits
 from warden.media.decoder_pool import Decoder, InProcessDecoder
@@ -84,6 +84,7 @@ class Scanner:
         matcher: HashMatcher | None = None,
         classifier_error: str | None = None,
         decoder: Decoder | None = None,
+        robust_hashes: bool = True,
     ) -> None:
         self.limits = limits
         self.policy = policy
@@ -92,6 +93,8 @@ class Scanner:
         self.matcher = matcher
         self._classifier_error = classifier_error
         self.decoder: Decoder = decoder or InProcessDecoder()
+        #: also match Warden's own trimmed and normalised hashes (`banks.robust_matching`)
+        self.robust_hashes = robust_hashes
 
     def start(self) -> None:
         """Start (prewarm) the decoder's workers, if it has any."""
@@ -137,7 +140,15 @@ class Scanner:
         if self.matcher is not None:
             t2 = time.perf_counter()
             try:
-                item.matches = tuple(self.matcher.match(item.sha256, item.frames))
+                # robust matching (issue 16): the frames' plain PDQ, as logged, plus
+                # Warden's own hashes of the first frame (media/variants.py), asked
+                # only of the matcher and never logged as the media's PDQ
+                query = item.frames
+                if self.robust_hashes and item.decoded is not None:
+                    query = (*item.frames, *variants.robust_frames(item.decoded.frames))
+                item.timings["robust_hash"] = _ms(t2)
+                t2 = time.perf_counter()
+                item.matches = tuple(self.matcher.match(item.sha256, query))
             except Exception as exc:
                 log.exception("hash bank matching failed for %s", item.sha256)
                 item.verdict = self.failure(item, _scan_error(exc, "hash bank matching failed"))
