@@ -16,7 +16,11 @@ as the limits allow (10000 x 10000 progressive JPEGs with 20 scans, the whole
 `media.max_scan_pixels` budget, ~0.8 s each): what a storm of legitimately
 large files does to ordinary uploads, i.e. capacity rather than a bomb.
 
-    .venv/bin/python bench/bomb_storm.py [--uploads 150] [--slow]
+    .venv/bin/python bench/bomb_storm.py [--uploads 150] [--slow] [--baseline DIR] [--rounds N]
+
+`--baseline DIR` measures another source tree (e.g. `git archive HEAD | tar -x -C
+DIR`) in the same run, alternating baseline and current `--rounds` times, so the
+two are compared under the same load on a shared machine.
 """
 
 from __future__ import annotations
@@ -156,8 +160,9 @@ def line(label: str, values: list[float]) -> str:
     return f"{label:34} p50 {pct(values, 50):7.1f} ms   p99 {pct(values, 99):7.1f} ms   n={len(values)}"
 
 
-async def run(base: str, server_pid: int, count: int, slow: bool) -> None:
+async def run(base: str, server_pid: int, count: int, slow: bool) -> list[float]:
     uploads = ordinary_uploads()
+    ratios: list[float] = []
     limits = httpx.Limits(max_connections=64)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
         await stream(client, uploads, 10)  # warm-up
@@ -181,13 +186,13 @@ async def run(base: str, server_pid: int, count: int, slow: bool) -> None:
             print(f"{'':34} bombs answered: {dict(answers)}")
             print(f"{'':34} ordinary uploads refused: {dict(REFUSED) or 'none'}")
             REFUSED.clear()
+            ratios.append(ratio)
+    return ratios
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--uploads", type=int, default=150)
-    parser.add_argument("--slow", action="store_true")
-    args = parser.parse_args()
+def serve_and_run(source: Path | None, count: int, slow: bool) -> list[float]:
+    """Start `warden serve` (this tree's, or `source`'s with its own src/ first on the
+    path), run the phases against it, stop it; the storm's p99 ratios."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         env = {
@@ -196,9 +201,13 @@ def main() -> None:
             "WARDEN_EVIDENCE__ENABLED": "false",
             "WARDEN_SERVER__PORT": str(port),
         }
-        warden = Path(sys.executable).with_name("warden")
+        if source is None:
+            command = [str(Path(sys.executable).with_name("warden")), "serve"]
+        else:
+            env["PYTHONPATH"] = str(source / "src")
+            command = [sys.executable, "-c", "from warden.cli import main; main()", "serve"]
         server = subprocess.Popen(
-            [str(warden), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         try:
             base = f"http://127.0.0.1:{port}"
@@ -211,11 +220,33 @@ def main() -> None:
                 if server.poll() is not None:
                     raise SystemExit(server.stderr.read().decode() if server.stderr else "")
                 time.sleep(0.2)
-            print(f"warden serve on {base}, pid {server.pid}, {os.cpu_count()} cores")
-            asyncio.run(run(base, server.pid, args.uploads, args.slow))
+            label = f"baseline {source}" if source else "current tree"
+            print(f"{label}: warden serve on {base}, pid {server.pid}, {os.cpu_count()} cores")
+            return asyncio.run(run(base, server.pid, count, slow))
         finally:
             server.terminate()
             server.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--uploads", type=int, default=150)
+    parser.add_argument("--slow", action="store_true")
+    parser.add_argument("--baseline", type=Path, help="another source tree to compare")
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    if args.baseline is None:
+        serve_and_run(None, args.uploads, args.slow)
+        return
+    runs: dict[str, list[float]] = {"baseline": [], "current": []}
+    for _ in range(args.rounds):
+        runs["baseline"].append(serve_and_run(args.baseline, args.uploads, args.slow)[0])
+        runs["current"].append(serve_and_run(None, args.uploads, args.slow)[0])
+    for name, ratios in runs.items():
+        shown = ", ".join(f"{r:.2f}x" for r in ratios)
+        print(
+            f"{name:9} storm p99 ratio per round: {shown}  (median {statistics.median(ratios):.2f}x)"
+        )
 
 
 if __name__ == "__main__":

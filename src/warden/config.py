@@ -1,5 +1,8 @@
 """The one settings object: a TOML file, overridden by `WARDEN_*` environment.
 
+Longer than ~400 lines on purpose: ONE settings object (STYLE.md), so every
+section is here, where `warden config show` and docs/configuration.md read it.
+
 Every field is typed, defaulted and described; `warden config show` prints the
 effective values and the docs test checks every field has a description.
 Nested sections are reached from the environment with a double underscore:
@@ -21,6 +24,7 @@ from pydantic_settings import (
 )
 
 from warden.domain.policy import FailMode, LabelPolicy
+from warden.domain.scanners import RunOn, ScannerFailMode
 
 if TYPE_CHECKING:
     from warden.membership.invites import InvitePolicy
@@ -149,7 +153,7 @@ class PolicySettings(BaseModel):
     )
     second_look: bool = Field(
         True,
-        description="Before one label alone refuses media, look again (a tighter crop around its box, a second scale): a hit no second view supports at the reject threshold goes to review instead.",
+        description="Before one label alone refuses media, look again (a tighter crop around its box, a second scale, and for exposed-body labels the colours in the box): a hit no second view supports at the reject threshold, or an exposed-body box in colour with almost no skin tones, goes to review instead.",
     )
 
     def label_policy(self) -> LabelPolicy:
@@ -370,6 +374,58 @@ class BankSettings(BaseModel):
     rematch_days: int = Field(
         30, ge=0, description="How many days of the decisions log `warden flag` matches again."
     )
+    robust_matching: bool = Field(
+        True,
+        description="Also match Warden's own hashes of each scan (borders, canvases and caption bars trimmed; normalised for small copies) and bank them for flagged files in '<flag_bank>-warden'; plain PDQ is always matched.",
+    )
+
+
+class FeedSettings(BaseModel):
+    """Hash feeds between instances (docs/feeds.md): publishing banks, following others'."""
+
+    enabled: bool = Field(
+        True,
+        description="Serve published feeds and run subscriptions (nothing is published or followed until an admin says so).",
+    )
+    key_file: Path | None = Field(
+        None,
+        description="This instance's Ed25519 feed key (PEM, created 0600 on first use); default <data_dir>/feed-key.pem.",
+    )
+    poll_interval_s: float = Field(
+        30.0, gt=0, description="How often each subscribed feed is pulled from its cursor."
+    )
+    publish_check_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often published banks are checked for changes to append and push.",
+    )
+    batch_max_entries: int = Field(
+        5_000, ge=1, le=100_000, description="Most entries in one batch, served or accepted."
+    )
+    max_batch_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest batch accepted (pulled or pushed), in bytes; a larger one is refused unread.",
+    )
+    max_batches_per_sync: int = Field(
+        100,
+        ge=1,
+        description="Most batches one pull of one feed fetches before it waits for the next poll.",
+    )
+    timeout_s: float = Field(10.0, gt=0, description="Longest wait for one feed request.")
+    max_batch_age_s: float = Field(
+        3600.0,
+        gt=0,
+        description="A batch issued longer ago than this is refused (an old 'nothing new' replayed).",
+    )
+    max_clock_skew_s: float = Field(
+        300.0, ge=0, description="How far in the future a batch's issue time may lie."
+    )
+    inbox_per_minute: int = Field(
+        120,
+        ge=1,
+        description="Most pushed batches accepted per subscription per minute (then 429).",
+    )
 
 
 class StrikeStepSettings(BaseModel):
@@ -490,6 +546,44 @@ class InviteSettings(BaseModel):
         )
 
 
+class ConsoleSettings(BaseModel):
+    """The admins' incident console at /console (main listener only)."""
+
+    enabled: bool = Field(
+        True,
+        description="Serve /console on the main listener (never on the public one); admins sign in with their Lemmy account.",
+    )
+    moderators: bool = Field(
+        False,
+        description="Let community moderators sign in too: they see only the review queue, and only media placed in communities they moderate.",
+    )
+    session_ttl_s: float = Field(
+        8 * 3600.0,
+        gt=0,
+        description="How long a console sign-in lasts. Sessions are kept in Warden's database (only a hash of the cookie), so they survive a restart; the Lemmy token is never kept.",
+    )
+    cookie_secure: bool = Field(
+        True,
+        description="Mark the console's session cookie Secure (HTTPS only); off only when the console is reached over an SSH tunnel to plain http on loopback.",
+    )
+    hours: int = Field(
+        3, ge=1, le=48, description="How many hours of decisions the Now page charts."
+    )
+    queue_size: int = Field(
+        50, ge=1, le=500, description="Most review decisions the queue shows on one page."
+    )
+    pixel_blocks: int = Field(
+        12,
+        ge=4,
+        le=64,
+        description="Blocks across a queue thumbnail: the picture is shrunk to this many pixels wide and blown up again, so nothing can be recognised.",
+    )
+    exports_dir: Path | None = Field(
+        None,
+        description="Where evidence report packages are written (default: data_dir/exports).",
+    )
+
+
 class RulesSettings(BaseModel):
     """Account requirements and the uploads switch, enforced at /authz."""
 
@@ -506,6 +600,176 @@ class RulesSettings(BaseModel):
     )
     reload_interval_s: float = Field(
         2.0, ge=0, description="How often the rules file's modification time is checked."
+    )
+
+
+class ScannerSettings(BaseModel):
+    """One external scanner (`[[scanners.external]]`): which service, when, and what its failure means."""
+
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$",
+        description="A short name for the decisions log and alerts (e.g. photodna).",
+    )
+    kind: Literal["http", "fedi_safety", "photodna", "hive"] = Field(
+        description="http: a generic JSON scanner (mapping below); fedi_safety: db0's pictrs-safety API in front of a fedi-safety worker; photodna: Microsoft PhotoDNA Cloud Service Match; hive: Hive's visual moderation (v2 sync task)."
+    )
+    url: str = Field(
+        description="The endpoint Warden POSTs the media to (photodna: https://api.microsoftmoderator.com/photodna/v1.0/Match; hive: https://api.thehive.ai/api/v2/task/sync; fedi_safety: pictrs-safety's base URL, e.g. http://127.0.0.1:14051)."
+    )
+    secret: SecretStr | None = Field(
+        None,
+        description="The API key or token (photodna: Ocp-Apim-Subscription-Key; hive: the project's API key; http: the value of secret_header; fedi_safety: the pictrs id from KNOWN_PICTRS_IDS, default IPADDR). Never logged.",
+    )
+    secret_file: Path | None = Field(
+        None,
+        description="A file holding the secret instead (read at start-up, surrounding whitespace stripped); wins over secret.",
+    )
+    secret_header: str = Field(
+        "Authorization",
+        description="http only: the header that carries the secret (its value is sent as is: include any 'Bearer ').",
+    )
+    run_on: RunOn = Field(
+        RunOn.ALL,
+        description="Which media it is asked about: all, upload (local uploads) or remote (media fetched for federation).",
+    )
+    only_review: bool = Field(
+        False,
+        description="Ask it only about media the model and banks sent to review (a paid or rate-limited service as a tie-breaker).",
+    )
+    min_bytes: int = Field(0, ge=0, description="Ask it only about files of at least this size.")
+    timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="Longest wait for its answer (the hook's own deadline still applies) before the failure mode answers.",
+    )
+    concurrency: int = Field(
+        4,
+        ge=1,
+        description="Most requests in flight to it at once; more wait for a slot (within timeout_s).",
+    )
+    fail_mode: ScannerFailMode = Field(
+        ScannerFailMode.CLOSED,
+        description="When it gives no verdict (down, 5xx, 429, timeout, unreadable answer): closed refuses, open decides without it and records the failure, skip ignores it.",
+    )
+    feed_flag_bank: bool = Field(
+        False,
+        description="Add the hashes of media this scanner refuses to the flag bank (banks.flag_bank), so reposts are refused without asking it again.",
+    )
+    decision_field: str = Field(
+        "decision",
+        description="http only: dotted path of the verdict in the JSON answer (e.g. result.action).",
+    )
+    reject_values: list[str] = Field(
+        default_factory=lambda: ["reject"],
+        description="http only: values of decision_field that refuse (compared as lower-case strings; true counts as 'true').",
+    )
+    review_values: list[str] = Field(
+        default_factory=lambda: ["review"],
+        description="http only: values of decision_field that send to review.",
+    )
+    accept_values: list[str] = Field(
+        default_factory=lambda: ["accept"],
+        description="http only: values of decision_field that accept; any other value is an unreadable answer (the failure mode).",
+    )
+    labels_field: str | None = Field(
+        "labels",
+        description="http only: dotted path of the scanner's labels, kept raw in the decisions log (absent: none).",
+    )
+    reject_classes: dict[str, float] = Field(
+        default_factory=lambda: {
+            "yes_sexual_activity": 0.9,
+            "yes_realistic_nsfw": 0.9,
+            "general_nsfw": 0.9,
+        },
+        description="hive only: class -> score at or above which Hive's answer refuses.",
+    )
+    review_classes: dict[str, float] = Field(
+        default_factory=lambda: {"general_nsfw": 0.5, "general_suggestive": 0.9},
+        description="hive only: class -> score at or above which Hive's answer sends to review.",
+    )
+    enhance: bool = Field(
+        False,
+        description="photodna only: ask for enhanced matching (the Match operation's enhance parameter; slower).",
+    )
+
+
+class ScannersSettings(BaseModel):
+    """External scanners asked after the model and banks; none by default (no network)."""
+
+    external: list[ScannerSettings] = Field(
+        default_factory=list,
+        description="The scanners, each a [[scanners.external]] table (see docs/scanners.md); empty: none is asked and nothing is started.",
+    )
+
+
+class AlertChannelSettings(BaseModel):
+    """One place alerts go (`[[alerts.channels]]`)."""
+
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$", description="A short name for Warden's log."
+    )
+    kind: Literal["matrix", "webhook_json", "smtp", "signed_webhook"] = Field(
+        description="matrix: a room message through a homeserver's client-server API; webhook_json: a Discord or Slack incoming webhook; smtp: an email; signed_webhook: JSON signed with HMAC-SHA256."
+    )
+    url: str = Field(
+        "",
+        description="matrix: the homeserver's base URL; webhook_json and signed_webhook: the webhook URL; smtp: unused.",
+    )
+    room_id: str = Field("", description="matrix only: the room to post in (!id:server).")
+    secret: SecretStr | None = Field(
+        None,
+        description="matrix: the bot's access token; signed_webhook: the HMAC key; smtp: the password. Never logged, never in a message.",
+    )
+    secret_file: Path | None = Field(
+        None, description="A file holding the secret instead; wins over secret."
+    )
+    smtp_host: str = Field("127.0.0.1", description="smtp only: the mail server.")
+    smtp_port: int = Field(25, gt=0, lt=65536, description="smtp only: its port.")
+    smtp_starttls: bool = Field(
+        False, description="smtp only: upgrade the connection with STARTTLS before logging in."
+    )
+    smtp_user: str = Field("", description="smtp only: login name (empty: no login).")
+    mail_from: str = Field("warden@localhost", description="smtp only: the sender address.")
+    mail_to: list[str] = Field(default_factory=list, description="smtp only: the recipients.")
+    events: list[str] = Field(
+        default_factory=list,
+        description="Events this channel gets (csam_match, refusal_spike, gate_failing_closed, evidence_failed, flag_action, ban_action); empty: all.",
+    )
+
+
+class AlertSettings(BaseModel):
+    """Alerts when an attack starts or the gate is in trouble; none by default."""
+
+    channels: list[AlertChannelSettings] = Field(
+        default_factory=list,
+        description="Where alerts go, each an [[alerts.channels]] table (see docs/alerts.md); empty: no alert is sent and nothing is started.",
+    )
+    repeat_after_s: float = Field(
+        900.0,
+        gt=0,
+        description="An event with the same key (the same bank, the same failing part) is sent once per this many seconds; repeats in between are counted and summed up in the next message.",
+    )
+    max_per_hour: int = Field(
+        30, ge=1, description="Most messages per channel per hour, whatever the events."
+    )
+    spike_window_s: float = Field(
+        300.0, gt=0, description="Refusals are counted over this window for spike detection."
+    )
+    spike_baseline_s: float = Field(
+        3600.0,
+        gt=0,
+        description="The refusal rate of this period before the window is the baseline.",
+    )
+    spike_factor: float = Field(
+        4.0,
+        gt=1,
+        description="A spike is a window with this many times the refusals the baseline rate predicts.",
+    )
+    spike_min_refusals: int = Field(
+        20, ge=1, description="Fewer refusals than this in a window are never a spike."
+    )
+    timeout_s: float = Field(
+        10.0, gt=0, description="Longest wait for one channel to take a message."
     )
 
 
@@ -543,8 +807,18 @@ class Settings(BaseSettings):
         default_factory=RulesSettings, description="Account requirements and the uploads switch."
     )
     banks: BankSettings = Field(default_factory=BankSettings, description="Hash banks.")
+    feeds: FeedSettings = Field(
+        default_factory=FeedSettings, description="Hash feeds between instances."
+    )
     invites: InviteSettings = Field(
         default_factory=InviteSettings, description="Invite-only sign-up."
+    )
+    scanners: ScannersSettings = Field(
+        default_factory=ScannersSettings, description="External scanners."
+    )
+    alerts: AlertSettings = Field(default_factory=AlertSettings, description="Alerts.")
+    console: ConsoleSettings = Field(
+        default_factory=ConsoleSettings, description="The incident console (/console)."
     )
 
     @field_validator("data_dir")

@@ -139,6 +139,33 @@ def test_shipped_warden_settings_load_and_reach_the_stack_by_name() -> None:
     assert "./warden/rules.toml:/etc/warden/rules.toml" in override
 
 
+def test_shipped_settings_listen_only_with_the_evidence_key_from_warden_env(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inside its container Warden listens on 0.0.0.0, where it refuses a generated
+    evidence key; docs/deploy.md step 2 writes WARDEN_EVIDENCE__KEY into
+    warden/warden.env, which the override reads as an optional env_file (a missing
+    file stops only Warden: compose-go e70e961 types/project.go:821-828)."""
+    import yaml
+
+    from warden.config import load_settings
+    from warden.services.exposure import listening_problems
+    from warden.store.quarantine import generate_key
+
+    toml = REPO / "deploy" / "lemmy-ansible" / "warden.toml"
+    monkeypatch.delenv("WARDEN_EVIDENCE__KEY", raising=False)
+    without = listening_problems(load_settings(toml), "0.0.0.0")
+    assert len(without) == 1 and "WARDEN_EVIDENCE__KEY" in without[0]
+    monkeypatch.setenv("WARDEN_EVIDENCE__KEY", generate_key())
+    assert listening_problems(load_settings(toml), "0.0.0.0") == []
+    for path in ("docker-compose.override.yml", "host-nginx/docker-compose.override.yml"):
+        warden = yaml.safe_load((REPO / "deploy/lemmy-ansible" / path).read_text())["services"][
+            "warden"
+        ]
+        assert warden["env_file"] == [{"path": "./warden/warden.env", "required": False}]
+    assert "WARDEN_EVIDENCE__KEY=" in (REPO / "docs" / "deploy.md").read_text()
+
+
 def test_apply_refuses_a_half_removed_block(tmp_path: Path) -> None:
     """A `# BEGIN warden` without its `# END warden` (an admin's half edit) is not
     guessed at: apply.py names it and writes nothing."""

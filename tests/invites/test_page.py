@@ -77,7 +77,7 @@ def test_sign_in_create_see_and_revoke_in_chromium(services, lemmy):
             browser.close()
     finally:
         served.stop()
-    assert "s3cret pass" not in str(services.invite_sessions.__dict__)  # only the session
+    assert "s3cret pass" not in str(services.invites.sessions.__dict__)  # only the session
 
 
 @contextmanager

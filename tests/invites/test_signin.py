@@ -18,8 +18,8 @@ from tests.servers.lemmy_double import LemmyDouble, running_double
 from tests.servers.uvicorn_thread import ServedApp
 from warden.config import load_settings
 from warden.services import Services, build_services
+from warden.services.throttle import LoginThrottle
 from warden.web.app import create_app
-from warden.web.throttle import LoginThrottle
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BASE = "http://warden.test"

@@ -217,9 +217,11 @@ def test_rescan_logs_preserves_and_purges_what_it_refuses(
     kept = {item.metadata["store_key"]: item.metadata for item in evidence.items()}
     assert set(kept) == {"000/face", "001/coffee"}
     assert {r["code"] for r in kept["001/coffee"]["reasons"]} == {"hash_match"}
+    # the plain PDQ, the SHA-256 and Warden's own robust hashes (`<bank>-warden`, issue 16)
     assert {m["bank"] for m in kept["001/coffee"]["matches"]} == {
         "local-confirmed",
         "local-confirmed-sha256",
+        "local-confirmed-warden",
     }
     assert kept["000/face"]["reasons"][0]["code"] == "label_reject"
     for meta in kept.values():
@@ -256,3 +258,77 @@ def test_rescan_through_pictrs_reads_every_stored_file(store, tmp_path, pictrs_v
     decisions = {k: r["decision"] for k, r in rows.items()}
     assert decisions["face.bin"] == "reject" and decisions["broken.bin"] == "reject"
     assert sum(d == "accept" for d in decisions.values()) == 10
+
+
+def _refused_result(key: str = "000/face"):
+    from warden.domain.verdict import Decision, Reason, Verdict
+    from warden.jobs.rescan import RescanResult
+
+    verdict = Verdict(
+        Decision.REJECT,
+        (Reason("label_reject", "FACE_FEMALE 0.73 >= 0.5", {"label": "FACE_FEMALE"}),),
+        sha256="ab" * 32,
+        size=6,
+    )
+    return RescanResult(key, "reject", ("label_reject",), verdict.sha256, verdict, b"pixels")
+
+
+def test_rescan_records_like_the_gate_evidence_first_and_a_failed_write_names_none(tmp_path):
+    """The shared recorder: a rescan's evidence is written before its row, and when
+    the evidence cannot be written the row says `evidence_error` and names no file
+    (before, the row was written first and kept an id that pointed at nothing)."""
+    from warden.jobs.rescan import RescanRecorder
+    from warden.store.database import Database
+    from warden.store.decisions import DecisionLog
+    from warden.store.quarantine import generate_key, open_evidence_store
+
+    database = Database(f"sqlite:///{tmp_path / 'warden.db'}")
+    database.upgrade()
+    evidence = open_evidence_store(tmp_path / "data", generate_key(), 365)
+    recorder = RescanRecorder(DecisionLog(database), evidence, "v1")
+    kept = recorder(_refused_result("000/face"))
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_bytes(b"")
+    evidence.root = blocker  # every write into it fails
+    lost = recorder(_refused_result("000/other"))
+    rows = {r.id: r for r in DecisionLog(database).recent()}
+    database.dispose()
+    assert kept is not None and kept.logged and kept.evidence_id is not None
+    assert rows[kept.decision_id].evidence_id == kept.evidence_id
+    evidence.root = tmp_path / "data" / "evidence"
+    assert evidence.show(kept.evidence_id).metadata["store_key"] == "000/face"
+    assert lost is not None and lost.logged and lost.evidence_id is None
+    assert rows[lost.decision_id].evidence_id is None
+    assert rows[lost.decision_id].verdict.codes == ["label_reject", "evidence_error"]
+    assert recorder.evidence_errors == 1
+
+
+def test_a_rescan_whose_row_cannot_be_written_keeps_the_key_for_the_next_run(tmp_path):
+    """Under the `rescan` failure mode (closed) a failed row write is a refusal with
+    `store_error`, as at the gate; the ledger does not mark the key scanned, so the
+    next run scans it again rather than losing its decision."""
+    from warden.jobs.rescan import RescanRecorder
+    from warden.store.database import Database
+    from warden.store.decisions import DecisionLog
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "plain").write_bytes(encode(gradient(200, 150)))
+    settings = load_settings(None, data_dir=tmp_path / "data")
+    broken = Database(f"sqlite:///{tmp_path / 'elsewhere.db'}")  # never migrated: no table
+    recorder = RescanRecorder(DecisionLog(broken), None, "v1")
+    ledger = RescanLedger(tmp_path / "ledger.sqlite")
+    seen = []
+    counts = run_rescan(
+        settings,
+        StoreSpec(folder=str(folder)),
+        ledger,
+        workers=1,
+        recorder=recorder,
+        on_result=seen.append,
+    )
+    broken.dispose()
+    assert counts == {"reject": 1}
+    assert seen[0].reasons == ("store_error",)
+    assert not ledger.seen("plain")
+    ledger.close()

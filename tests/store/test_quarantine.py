@@ -97,6 +97,8 @@ def test_only_label_and_hash_refusals_are_preserved():
 
     assert should_preserve(verdict(Decision.REJECT, "label_reject"))
     assert should_preserve(verdict(Decision.REJECT, "hash_match"))
+    assert should_preserve(verdict(Decision.REJECT, "scanner_reject"))  # PhotoDNA, pictrs-safety
+    assert not should_preserve(verdict(Decision.REJECT, "scanner_unavailable"))
     assert not should_preserve(verdict(Decision.REJECT, "corrupt_media"))
     assert not should_preserve(verdict(Decision.REJECT, "scan_timeout"))
     assert not should_preserve(verdict(Decision.REVIEW, "label_review"))

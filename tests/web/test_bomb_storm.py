@@ -78,7 +78,11 @@ async def test_each_bomb_is_refused_by_name_in_time_with_a_decision_row(services
 #: Servers the test session starts beside Warden (the PostgreSQL cluster, nginx,
 #: Chromium) are children of pytest too, but not part of the service: their
 #: subtrees are left out of the measurement.
-NOT_THE_SERVICE = frozenset({"postgres", "nginx", "chromium", "chrome", "raylet", "gcs_server"})
+#: other servers the test session started (PostgreSQL, nginx, Playwright's driver and
+#: browser): not part of the service measured
+NOT_THE_SERVICE = frozenset(
+    {"postgres", "nginx", "chromium", "chrome", "headless_shell", "node", "raylet", "gcs_server"}
+)
 
 
 def _descendants(root: int) -> list[int]:
@@ -158,13 +162,21 @@ async def test_twenty_concurrent_bombs_keep_memory_bounded_and_every_answer_logg
     storm = [kinds[i % len(kinds)] for i in range(20)]
     async with _client(services) as client:
         await client.post("/pictrs/validate", content=encode(gradient(320, 240)))  # warm
+        before = tree_rss(os.getpid())
         with peak_rss(os.getpid()) as peak:
             answers = await asyncio.gather(
                 *(client.post("/pictrs/validate", content=body) for body in storm)
             )
         after = await client.post("/pictrs/validate", content=encode(gradient(800, 600)))
-    print(f"peak RSS of the service's process tree during 20 bombs: {peak[0] / GIB:.2f} GiB")
-    assert peak[0] <= 1.5 * GIB
+    grown = peak[0] - before
+    print(
+        f"process tree RSS: {before / GIB:.2f} GiB before the storm, peak {peak[0] / GIB:.2f} "
+        f"GiB during 20 bombs (+{grown / GIB:.2f} GiB)"
+    )
+    # The service runs inside this test process, which carries whatever earlier tests
+    # loaded (models, indexes, browsers' drivers); what 20 bombs may add is what a
+    # standalone `warden serve` (about 0.45 GiB with its model) has left under 1.5 GiB.
+    assert grown <= 1.0 * GIB
     for body, answer in zip(storm, answers, strict=True):
         if body is kinds[-1]:  # a plain grey picture within every limit: decoded, judged
             assert answer.status_code == 200, answer.text

@@ -21,8 +21,8 @@ from fastapi import FastAPI, Request
 
 from tests.conftest import encode, gradient
 from tests.servers.warden_serve import served_warden
-from warden.errors import BodyTimeout
-from warden.web.deadlines import BodyDeadline, body_timeout_handler
+from warden.web.deadlines import BodyDeadline
+from warden.web.errors import answer_warden_errors
 
 SLOW = 1_100  # more than the 1,024 files a service often starts with
 #: The soft open-files limit many hosts start services with (systemd, Docker).
@@ -163,7 +163,7 @@ async def test_the_body_deadline_answers_408_wherever_the_body_is_read() -> None
     Warden's error shape, not a hung request."""
     app = FastAPI()
     app.add_middleware(BodyDeadline, timeout_s=0.2)
-    app.add_exception_handler(BodyTimeout, body_timeout_handler)
+    answer_warden_errors(app)
 
     @app.post("/echo")
     async def echo(request: Request) -> dict[str, int]:

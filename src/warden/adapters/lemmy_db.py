@@ -226,6 +226,28 @@ class LemmyDatabase:
         with self.engine.connect() as conn:
             return conn.execute(text(query), {"a": alias}).first() is not None
 
+    def uploader_of(self, alias: str) -> tuple[int, str] | None:
+        """(person id, name) of the local account Lemmy recorded as uploading `alias`:
+        `local_image.person_id` on 1.0, `local_user_id` -> `local_user.person_id` on
+        0.19 (see the module docstring for the tables). The fallback attribution for
+        deployments without the ingest proxy (`warden decisions show`); None when Lemmy
+        recorded no uploader (a cached thumbnail, or an unknown alias)."""
+        schema = self.schema()
+        cols = schema.columns.get(schema.upload_table, set())
+        if "person_id" in cols:
+            source = f"{schema.upload_table} u JOIN person p ON p.id = u.person_id"
+        elif "local_user_id" in cols:
+            source = (
+                f"{schema.upload_table} u JOIN local_user l ON l.id = u.local_user_id"
+                " JOIN person p ON p.id = l.person_id"
+            )
+        else:
+            return None
+        query = f"SELECT p.id, p.name FROM {source} WHERE u.pictrs_alias = :a"  # noqa: S608
+        with self.engine.connect() as conn:
+            row = conn.execute(text(query), {"a": alias}).first()
+        return None if row is None else (int(row[0]), str(row[1]))
+
     def _cached_thumbnails(self, schema: LemmySchema) -> dict[str, str]:
         """Upload-table rows that are thumbnails Lemmy cached (0.19.4+ and 1.0), not local."""
         if schema.upload_table != "local_image":

@@ -20,14 +20,25 @@ The trade-off, chosen knowingly: blocking is exact (it happens in the proxy);
 labelling a scanned image as upload or remote is exact whenever one kind of
 ingest runs at a time and falls back to the stricter rules when both overlap.
 Every ingest is scanned in every mode, since pict-rs calls the hook for all.
+
+Uploads (issue 18) are scanned here, where the uploader is known, before pict-rs
+stores a byte (web/routers/pictrs_proxy.py, services/uploads.py). While the
+accepted upload is forwarded, the tracker holds each file's SHA-256 with the
+proxy's decision (`expect`); the validation hook `claim`s it when pict-rs sends
+the same bytes and answers from that decision instead of classifying twice. The
+link lives exactly as long as the proxy request: pict-rs calls the hook before it
+answers the upload, so an unclaimed entry is dropped (`release`) when it answers.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -48,13 +59,55 @@ _HOP = frozenset(
 )
 
 
+@dataclass
+class Expected:
+    """One file the proxy decided and forwarded: what the hook will be sent."""
+
+    request: int  # the proxy request that forwards it
+    sha256: str
+    decision_id: int | None
+    payload: Any  # the proxy's verdict and attribution, opaque here
+    claimed: bool = field(default=False)
+
+
 class IngestTracker:
-    """Counts uploads and remote fetches being forwarded to pict-rs right now."""
+    """Counts uploads and remote fetches being forwarded to pict-rs right now, and
+    holds the files the proxy already decided until the hook claims them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._uploads = 0
         self._fetches = 0
+        self._ids = itertools.count(1)
+        self._expected: dict[int, list[Expected]] = {}
+
+    def expect(self, files: list[tuple[str, int | None, Any]]) -> int:
+        """Hold `(sha256, decision id, payload)` per file for one proxy request; its key."""
+        with self._lock:
+            request = next(self._ids)
+            self._expected[request] = [Expected(request, s, d, p) for s, d, p in files]
+        return request
+
+    def claim(self, sha256: str, *, guess: bool = False) -> Expected | None:
+        """The oldest unclaimed file with these bytes, marked claimed; or, with `guess`
+        and bytes that match nothing (pict-rs re-encoded them), the one unclaimed file
+        of the only upload in flight (its `sha256` then differs). None when it cannot
+        be told."""
+        with self._lock:
+            waiting = [e for files in self._expected.values() for e in files if not e.claimed]
+            for entry in waiting:
+                if entry.sha256 == sha256:
+                    entry.claimed = True
+                    return entry
+            if guess and len(waiting) == 1 and len(self._expected) == 1:
+                waiting[0].claimed = True
+                return waiting[0]
+        return None
+
+    def release(self, request: int) -> None:
+        """Forget one request's files (pict-rs answered it)."""
+        with self._lock:
+            self._expected.pop(request, None)
 
     @contextmanager
     def running(self, kind: str) -> Iterator[None]:
@@ -128,6 +181,32 @@ def ingest_kind(method: str, path: str, query: Mapping[str, str] | None = None) 
 
 
 @dataclass(frozen=True)
+class UploadPart:
+    """One file of a pict-rs upload (multipart field `images[]`)."""
+
+    filename: str | None
+    content_type: str | None
+    data: bytes
+
+
+def stored_aliases(body: bytes) -> list[str]:
+    """The aliases in pict-rs's 201 answer to an upload, in the order of the files:
+    `{"msg": "ok", "files": [{"file": alias, "delete_token", "details"}]}`, the same in
+    0.4 and 0.5 (robinst/pict-rs 31049d3 = v0.5.16 src/lib.rs:329-368; 0.4.1 e10cb14
+    src/lib.rs:281-296); what Lemmy reads from it (LemmyNet/lemmy 0.19.3
+    crates/routes/src/images.rs:44-53, 1.0 main crates/api/api_utils/src/request.rs:328-338).
+    An answer of another shape names no alias."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return []
+    files = answer.get("files") if isinstance(answer, dict) else None
+    if not isinstance(files, list):
+        return []
+    return [str(f["file"]) for f in files if isinstance(f, dict) and isinstance(f.get("file"), str)]
+
+
+@dataclass(frozen=True)
 class Forwarded:
     """pict-rs's answer, streamed back unchanged."""
 
@@ -153,7 +232,7 @@ class PictrsProxy:
         path: str,
         query: str,
         headers: Mapping[str, str],
-        body: AsyncIterator[bytes],
+        body: AsyncIterator[bytes] | bytes,
     ) -> Forwarded:
         url = f"{self.upstream}/{path.lstrip('/')}" + (f"?{query}" if query else "")
         clean = {k: v for k, v in headers.items() if k.lower() not in _HOP}

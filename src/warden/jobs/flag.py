@@ -21,7 +21,6 @@ from warden.errors import FlagError
 if TYPE_CHECKING:
     from warden.adapters.lemmy.client import LemmyApi
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,14 +28,14 @@ from pathlib import Path
 
 from warden.config import Settings
 from warden.domain.banks import Bank, BankAction, BankKind, HashMatch
+from warden.domain.signals import SHA256
 from warden.domain.verdict import FrameHash
-from warden.media import hashing
+from warden.media import hashing, variants
 from warden.media.decode import decode
 from warden.media.matcher import BankMatcher
-from warden.store.banks import BankStore, NewEntry
+from warden.store.bank_import import NewEntry
+from warden.store.banks import BankStore
 from warden.store.decisions import DecisionLog, DecisionRecord
-
-_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,9 @@ class Target:
     frames: tuple[FrameHash, ...] = ()
     decision_id: int | None = None
     uploader: str | None = None
+    #: Warden's own hashes of the first frame (media/variants.py: trimmed, normalised),
+    #: only when Warden holds the file itself; banked apart from the plain PDQ.
+    extra: tuple[FrameHash, ...] = ()
 
 
 @dataclass
@@ -56,12 +58,14 @@ class FlagReport:
     pdq_bank: str
     sha_bank: str
     added: list[str] = field(default_factory=list)  # hashes newly in a bank
+    extra_bank: str | None = None  # where Warden's own hashes went (None: none banked)
     low_quality: list[FrameHash] = field(default_factory=list)  # PDQ too weak to bank
     earlier: list[tuple[DecisionRecord, HashMatch]] = field(default_factory=list)
 
     @property
     def uploaders(self) -> list[str]:
-        names = [self.target.uploader] + [r.uploader for r, _ in self.earlier]
+        # the attributed Lemmy account (issue 18) first, else an /api/v1/scan uploader
+        names = [self.target.uploader] + [r.account or r.uploader for r, _ in self.earlier]
         return sorted({n for n in names if n})
 
 
@@ -78,19 +82,23 @@ def resolve(arg: str, settings: Settings, decisions: DecisionLog) -> Target:
             for f in media.frames
             for hs in (hashing.pdq_dihedral(f.image),)
         )
-        return Target(f"file {path.name}", hashing.sha256(data), frames)
+        robust = settings.banks.robust_matching
+        extra = variants.robust_frames(media.frames, query=False) if robust else ()
+        return Target(f"file {path.name}", hashing.sha256(data), frames, extra=extra)
     if arg.isdigit():
         record = decisions.get(int(arg))
         if record is None:
             raise FlagError(f"no decision {arg} in the decisions log")
         v = record.verdict
-        return Target(f"decision {arg}", v.sha256 or None, v.frames, record.id, record.uploader)
-    if _HEX64.match(arg):
-        sha = arg.lower()
+        who = record.account or record.uploader
+        return Target(f"decision {arg}", v.sha256 or None, v.frames, record.id, who)
+    if SHA256.accepts(arg):
+        sha = SHA256.normalise(arg)
         seen = decisions.by_sha256(sha)
         if seen:
             last = seen[-1]
-            return Target(f"sha256 {sha}", sha, last.verdict.frames, last.id, last.uploader)
+            who = last.account or last.uploader
+            return Target(f"sha256 {sha}", sha, last.verdict.frames, last.id, who)
         return Target(f"sha256 {sha}", sha)
     raise FlagError(f"{arg!r} is neither a file, a decision id nor a 64-digit SHA-256")
 
@@ -99,6 +107,20 @@ def _banks(store: BankStore, name: str, action: BankAction, what: str) -> tuple[
     pdq = store.ensure_bank(name, BankKind.PDQ, action, f"{what} (PDQ)")
     sha = store.ensure_bank(f"{name}-sha256", BankKind.SHA256, action, f"{what} (exact)")
     return pdq, sha
+
+
+def _extra_bank(store: BankStore, name: str, target: Target) -> Bank | None:
+    """The bank for Warden's own hashes of flagged files (`<flag_bank>-warden`), kept
+    apart so that the plain PDQ bank stays exchangeable (feeds, exports); None when
+    the target has no such hashes."""
+    if not target.extra:
+        return None
+    return store.ensure_bank(
+        f"{name}-warden",
+        BankKind.PDQ,
+        BankAction.REJECT,
+        "Warden's own trimmed/normalised hashes of flagged files (not exchangeable PDQ)",
+    )
 
 
 def flag(
@@ -126,6 +148,12 @@ def flag(
     wanted = [(pdq_bank, f.pdq) for f in strong]
     if target.sha256:
         wanted.append((sha_bank, target.sha256))
+    extra_bank = _extra_bank(store, settings.banks.flag_bank, target)
+    if extra_bank is not None:
+        matcher.set_banks([pdq_bank, sha_bank, extra_bank])
+        floor = extra_bank.min_quality
+        wanted.extend((extra_bank, f.pdq) for f in target.extra if f.quality >= floor)
+        report.extra_bank = extra_bank.name
     for bank, value in dict.fromkeys(wanted):
         before = {e.bank for e in store.lookup(value)}
         store.add(bank.name, [NewEntry(value, source, by, reason)])
@@ -154,7 +182,8 @@ def unflag(
 ) -> UnflagReport:
     """Take the target's hashes out of every refusing bank and into the allow banks."""
     report = UnflagReport()
-    values = [f.pdq for f in target.frames] + ([target.sha256] if target.sha256 else [])
+    values = [f.pdq for f in (*target.frames, *target.extra)]
+    values += [target.sha256] if target.sha256 else []
     for value in values:
         for entry in store.lookup(value):
             bank = store.bank(entry.bank)

@@ -16,22 +16,26 @@ upload would look the same): they are kept and counted, never guessed at.
 pict-rs 0.4 cannot list its storage: the plan then holds only what Lemmy's
 database shows to be federated, and says so.
 
-Run: for each planned alias, ask pict-rs for all aliases of its file (gone:
-done), keep it if any is local (checked again against the upload table, so an
-upload made mid-run is safe), mark it pending, purge, mark it done; resumable
-from the ledger after a crash (see `PurgeLedger`).
+Run: for each planned alias, ask pict-rs for all aliases of its file (none:
+gone), keep it if any is local (checked again against the upload table, so an
+upload made mid-run is safe), and otherwise purge it through the loop both
+purge paths share (`warden.jobs.purge_loop`: pending, rate limit, purged or
+gone or failed); resumable from the ledger after a crash (see `PurgeLedger`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from warden.adapters.lemmy_db import LemmyDatabase, MediaCatalog
 from warden.adapters.pictrs import PictrsAdmin, StoredFile
-from warden.errors import HashListingUnavailable, PictrsError
+from warden.domain.purge import PurgeState
+from warden.errors import HashListingUnavailable
+from warden.jobs.purge_loop import PurgeReport, RateLimiter, Settled, purge_each
 from warden.store.purge_ledger import PurgeLedger
+
+__all__ = ["PurgePlan", "PurgeReport", "RateLimiter", "classify_files", "plan_purge", "run_purge"]
 
 
 @dataclass
@@ -44,15 +48,6 @@ class PurgePlan:
     schema: str = ""
     notes: list[str] = field(default_factory=list)
     protected: set[str] = field(default_factory=set)  # for `run_purge`, read with the plan
-
-
-@dataclass
-class PurgeReport:
-    purged: int = 0
-    already_gone: int = 0
-    skipped_local: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 def classify_files(
@@ -134,29 +129,6 @@ def plan_purge(
     )
 
 
-class RateLimiter:
-    """At most `per_second` calls a second (0 = unlimited), with an injectable clock."""
-
-    def __init__(
-        self,
-        per_second: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._interval = 1.0 / per_second if per_second > 0 else 0.0
-        self._clock = clock
-        self._sleep = sleep
-        self._next = clock()
-
-    def wait(self) -> None:
-        if not self._interval:
-            return
-        now = self._clock()
-        if now < self._next:
-            self._sleep(self._next - now)
-        self._next = max(now, self._next) + self._interval
-
-
 def run_purge(
     lemmy: LemmyDatabase,
     pictrs: PictrsAdmin,
@@ -173,39 +145,26 @@ def run_purge(
     sibling alias is also checked live against the upload table.
     """
     keep = set(protected) if protected is not None else lemmy.catalog([]).protected
+
+    def local_or_gone(alias: str) -> Settled | tuple[str, ...]:
+        siblings = pictrs.aliases(alias)
+        if not siblings:  # purged before an interruption, or removed since planning
+            return Settled(PurgeState.GONE, "already gone")
+        local = next((a for a in siblings if a in keep or lemmy.is_local(a)), None)
+        if local is not None:  # by construction: never a local upload, even one made mid-run
+            why = "local upload" if local == alias else f"same file as local {local}"
+            return Settled(PurgeState.SKIPPED, why)
+        return siblings
+
     report = PurgeReport()
-    limiter = RateLimiter(rate)
-    for alias, _state in ledger.todo():
-        try:
-            siblings = pictrs.aliases(alias)
-            if not siblings:  # purged before an interruption, or removed since planning
-                ledger.mark(alias, "done", "already gone")
-                report.already_gone += 1
-                on_step(alias, "done")
-                continue
-            local = next((a for a in siblings if a in keep or lemmy.is_local(a)), None)
-            if local is not None:  # by construction: never a local upload, even one made mid-run
-                why = "local upload" if local == alias else f"same file as local {local}"
-                ledger.mark(alias, "skipped", why)
-                report.skipped_local += 1
-                on_step(alias, "skipped")
-                continue
-            ledger.mark(alias, "pending")
-            limiter.wait()
-            result = pictrs.purge(alias)
-        except PictrsError as exc:
-            ledger.mark(alias, "failed", exc.message)
-            report.failed += 1
-            report.errors.append(f"{alias}: {exc.message}")
-            on_step(alias, "failed")
-            if report.failed >= max_errors:
-                raise
-            continue
-        if result.purged:
-            ledger.mark(alias, "done", ",".join(result.aliases or siblings))
-            report.purged += 1
-        else:
-            ledger.mark(alias, "done", "already gone")
-            report.already_gone += 1
-        on_step(alias, "done")
+    purge_each(
+        ((alias, alias) for alias, _state in ledger.todo()),
+        pictrs,
+        ledger,
+        report,
+        rate=rate,
+        max_errors=max_errors,
+        check=local_or_gone,
+        on_step=on_step,
+    )
     return report

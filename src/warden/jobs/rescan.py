@@ -21,16 +21,23 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from warden.adapters.pictrs import PictrsAdmin, fetch_original
 from warden.config import Settings
+from warden.domain.policy import FailMode
 from warden.domain.verdict import Verdict
-from warden.errors import EvidenceError
+from warden.errors import ConfigError
+from warden.media.matcher import BankMatcher
 from warden.media.pipeline import ScanContext, Scanner
+from warden.services import bank_store, build_scanner, open_database
+from warden.services.bank_sync import BankSync
+from warden.services.recorder import DecisionRecorder, Facts, Recorded
+from warden.store.quarantine import should_preserve
 
 if TYPE_CHECKING:
     from warden.store.decisions import DecisionLog
@@ -70,8 +77,6 @@ def list_keys(spec: StoreSpec, api_key: str | None = None) -> Iterator[str]:
     which lists each stored file once with `/internal/hashes`) one alias per file,
     lazily. pict-rs 0.4 raises `HashListingUnavailable`."""
     if spec.pictrs_url:
-        from warden.adapters.pictrs import PictrsAdmin
-
         with PictrsAdmin(spec.pictrs_url, api_key or "") as pictrs:
             for stored in pictrs.stored_files():
                 if stored.aliases:
@@ -93,8 +98,6 @@ def list_keys(spec: StoreSpec, api_key: str | None = None) -> Iterator[str]:
 def read_key(spec: StoreSpec, key: str, client: Any = None) -> bytes:
     """The bytes of one stored object (through pict-rs: its public original route)."""
     if spec.pictrs_url:
-        from warden.adapters.pictrs import fetch_original
-
         original = fetch_original(spec.pictrs_url, key)
         if original is None:
             raise FileNotFoundError(f"pict-rs no longer has {key}")
@@ -116,16 +119,12 @@ class RescanResult:
     data: bytes | None = None  # the media, only when it must be preserved as evidence
 
 
-def _bank_matcher(settings: Settings) -> Any:
-    """The banks as the gate holds them, loaded once per worker (None without a database)."""
-    from warden.media.matcher import BankMatcher
-    from warden.store.banks import BankStore, BankSync
-    from warden.store.database import Database
-
+def _bank_matcher(settings: Settings) -> BankMatcher:
+    """The banks as the gate holds them, loaded once per worker."""
     matcher = BankMatcher()
-    database = Database(settings.database_url)
+    database = open_database(settings)
     try:
-        BankSync(BankStore(database), matcher).load()
+        BankSync(bank_store(database), matcher).load()
     finally:
         database.dispose()
     return matcher
@@ -133,9 +132,7 @@ def _bank_matcher(settings: Settings) -> Any:
 
 def _migrate(settings: Settings) -> None:
     """Bring the database to the current schema once, before workers read the banks."""
-    from warden.store.database import Database
-
-    database = Database(settings.database_url)
+    database = open_database(settings)
     try:
         database.upgrade()
     finally:
@@ -146,17 +143,12 @@ class RescanWorker:
     """Scans keys of one store; one per process or Ray actor (model and banks load once)."""
 
     def __init__(self, settings_json: str, spec: StoreSpec) -> None:
-        from warden.config import Settings
-        from warden.services import build_scanner
-
         settings = Settings.model_validate_json(settings_json)
         self.scanner: Scanner = build_scanner(settings, matcher=_bank_matcher(settings))
         self.spec = spec
         self._client = _s3(spec) if spec.bucket else None
 
     def scan(self, key: str) -> RescanResult:
-        from warden.store.quarantine import should_preserve
-
         try:
             data = read_key(self.spec, key, self._client)
         except Exception as exc:  # a store error costs this key only
@@ -224,8 +216,6 @@ def scan_with_ray(
         import ray
         from ray.util import ActorPool
     except ImportError as exc:
-        from warden.errors import ConfigError
-
         raise ConfigError("--ray needs Ray: pip install 'warden[ray]'") from exc
 
     if not ray.is_initialized():
@@ -252,47 +242,50 @@ def scan_with_ray(
 
 
 class RescanRecorder:
-    """Writes what the gate writes for each result: the decision, then the evidence."""
+    """Records each rescan result exactly as the gate records an upload, through the
+    one decision recorder (services/recorder.py): evidence first, then the row,
+    a failed evidence write recorded as `evidence_error`, a failed row write
+    answered under the `rescan` failure mode (closed) with `store_error`."""
 
     def __init__(
-        self, decisions: DecisionLog | None, evidence: EvidenceStore | None, config_version: str
+        self,
+        decisions: DecisionLog | None,
+        evidence: EvidenceStore | None,
+        config_version: str,
+        *,
+        fail_modes: Mapping[str, FailMode] | None = None,
     ) -> None:
-        self.decisions = decisions
-        self.evidence = evidence
-        self.config_version = config_version
-        self.evidence_errors = 0
+        self.recorder = DecisionRecorder(
+            decisions,
+            evidence,
+            fail_modes=fail_modes or {"rescan": FailMode.CLOSED},
+            config_version=config_version,
+            group_commit=False,  # one writer, in order: nothing to group
+        )
 
-    def __call__(self, result: RescanResult) -> tuple[int | None, str | None]:
-        from warden.store.quarantine import evidence_metadata
+    @property
+    def evidence_errors(self) -> int:
+        return self.recorder.evidence_errors
 
+    def __call__(self, result: RescanResult) -> Recorded | None:
+        """The recorded verdict, or None for a key that could not be read (no verdict)."""
         if result.verdict is None:
-            return None, None
-        evidence_id = self.evidence.new_id() if self.evidence is not None and result.data else None
-        decision_id = None
-        if self.decisions is not None:
-            decision_id = self.decisions.record(
-                result.verdict,
-                source="rescan",
-                config_version=self.config_version,
-                evidence_id=evidence_id,
-            )
-        if evidence_id is not None and self.evidence is not None and result.data is not None:
-            metadata = evidence_metadata(
-                result.verdict,
-                source="rescan",
-                uploader=None,
-                declared_type=None,
-                config_version=self.config_version,
-                decision_id=decision_id,
-                store_key=result.key,
-            )
-            try:
-                self.evidence.preserve(result.data, metadata, item_id=evidence_id)
-            except EvidenceError:
-                log.exception("EVIDENCE NOT PRESERVED for %s (%s)", result.sha256, result.key)
-                self.evidence_errors += 1
-                evidence_id = None
-        return decision_id, evidence_id
+            return None
+        facts = Facts("rescan", store_key=result.key)
+        return self.recorder.record(result.verdict, facts, result.data)
+
+
+def _as_recorded(result: RescanResult, recorded: Recorded) -> RescanResult:
+    """The result as it was recorded (a failed row write changes the verdict)."""
+    verdict = recorded.verdict
+    if verdict is result.verdict:
+        return result
+    return replace(
+        result,
+        decision=verdict.decision.value,
+        reasons=tuple(verdict.codes),
+        verdict=verdict.portable(),
+    )
 
 
 def run_rescan(
@@ -302,7 +295,7 @@ def run_rescan(
     *,
     workers: int,
     ray_address: str | None = None,
-    recorder: Callable[[RescanResult], tuple[int | None, str | None]] | None = None,
+    recorder: Callable[[RescanResult], Recorded | None] | None = None,
     on_result: Callable[[RescanResult], None] = lambda r: None,
 ) -> dict[str, int]:
     """Scan every key not yet in the ledger; returns counts by decision for this run."""
@@ -314,9 +307,17 @@ def run_rescan(
         else scan_with_pool(settings, spec, keys, workers)
     )
     counts: dict[str, int] = {}
-    for result in results:
-        decision_id, evidence_id = recorder(result) if recorder else (None, None)
-        ledger.record(result, decision_id=decision_id, evidence_id=evidence_id)
+    for scanned in results:
+        recorded = recorder(scanned) if recorder else None
+        result = scanned if recorded is None else _as_recorded(scanned, recorded)
+        if recorded is None or recorded.logged:
+            # a key whose decision row could not be written stays out of the ledger,
+            # so the next run scans it again rather than losing its decision
+            ledger.record(
+                result,
+                decision_id=recorded.decision_id if recorded else None,
+                evidence_id=recorded.evidence_id if recorded else None,
+            )
         counts[result.decision] = counts.get(result.decision, 0) + 1
         on_result(result)
     return counts

@@ -11,12 +11,11 @@ its files: then aliases Lemmy knows are turned into identifiers
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-if TYPE_CHECKING:
-    from warden.adapters.pictrs import PictrsAdmin
-    from warden.store.rescan_ledger import RescanLedger
+from warden.adapters.pictrs import PictrsAdmin
+from warden.jobs.purge_loop import PurgeReport, purge_each
+from warden.store.rescan_ledger import RescanLedger
 
 
 def _norm(path: str) -> str:
@@ -31,14 +30,12 @@ def _same_object(key: str, identifier: str) -> bool:
 
 
 @dataclass
-class RescanPurgeReport:
+class RescanPurgeReport(PurgeReport):
+    """The loop's counts, and how many refused keys were found in pict-rs."""
+
     refused: int = 0
     mapped: int = 0
     unmapped: int = 0
-    purged: int = 0
-    already_gone: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 def purge_refused(
@@ -57,22 +54,19 @@ def purge_refused(
     `by_sha256` (SHA-256 of stored bytes -> an alias of that file, from pict-rs's
     own listing) maps keys by content; `aliases` (walked with identifier calls)
     maps the keys it leaves."""
-    from warden.errors import PictrsError
-    from warden.jobs.purge import RateLimiter
-
     report = RescanPurgeReport()
     refused = ledger.refused_unpurged()
     report.refused = len(refused)
-    todo = [key for key, alias in refused.items() if alias is None]
+    aliasless = [key for key, alias in refused.items() if alias is None]
     if by_sha256:
-        for key in list(todo):
+        for key in list(aliasless):
             row = ledger.row(key) or {}
             found = by_sha256.get(str(row.get("sha256") or "").lower())
             if found:
                 ledger.set_alias(key, found)
-                todo.remove(key)
+                aliasless.remove(key)
     by_name: dict[str, list[str]] = {}
-    for key in todo:
+    for key in aliasless:
         by_name.setdefault(_norm(key).rsplit("/", 1)[-1], []).append(key)
     for alias in aliases:  # one identifier call per alias, until every refused key is found
         if not by_name:
@@ -88,27 +82,9 @@ def purge_refused(
         if name in by_name and not by_name[name]:
             del by_name[name]
     report.unmapped = sum(len(v) for v in by_name.values())
-    limiter = RateLimiter(rate)
-    for key, alias in ledger.purge_todo():
-        report.mapped += 1
-        try:
-            limiter.wait()
-            result = pictrs.purge(alias)
-        except PictrsError as exc:
-            ledger.mark_purge(key, "failed", exc.message)
-            report.failed += 1
-            report.errors.append(f"{key} ({alias}): {exc.message}")
-            on_step(key, "failed")
-            if report.failed >= max_errors:
-                raise
-            continue
-        state = "purged" if result.purged else "gone"
-        ledger.mark_purge(key, state, ",".join(result.aliases) or None)
-        if result.purged:
-            report.purged += 1
-        else:
-            report.already_gone += 1
-        on_step(key, state)
+    todo = ledger.purge_todo()
+    report.mapped = len(todo)
+    purge_each(todo, pictrs, ledger, report, rate=rate, max_errors=max_errors, on_step=on_step)
     for key in sorted(k for v in by_name.values() for k in v):
         report.errors.append(f"{key}: no pict-rs alias points at it")
     return report

@@ -35,6 +35,7 @@ from rich.table import Table
 from warden.config import Settings
 from warden.domain.verdict import Decision, Verdict
 from warden.media.pipeline import ScanContext, Scanner
+from warden.services import build_scanner
 
 EXIT_ACCEPTED, EXIT_REFUSED, EXIT_UNREADABLE = 0, 1, 2
 
@@ -131,8 +132,6 @@ def run_scan(
     settings: Settings, paths: list[Path], *, as_json: bool, recursive: bool, workers: int
 ) -> int:
     """Scan, print, and return the exit status (0 accepted, 1 refused/review, 2 unreadable)."""
-    from warden.services import build_scanner
-
     if settings.model.threads == 0:
         # one model thread per worker: parallel streams beat threads inside one call
         settings = settings.model_copy(deep=True)

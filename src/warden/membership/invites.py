@@ -3,7 +3,7 @@
 Why a ledger and not Lemmy 1.0's own invite links alone: Lemmy caps how many
 links a user may hold at once, but has no refill per period, no eligibility,
 and no consequence for the inviter when an invitee turns out to be a spambot.
-This module decides those things; `store/invites.py` keeps the state and makes
+This module decides those things; `store/invites/` keeps the state and makes
 each change atomic; the worker and the web page only call the two.
 
 Everything takes `now` as an argument, so tests drive the calendar.

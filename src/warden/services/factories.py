@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from warden.adapters.lemmy import LemmyApi, build_lemmy
 from warden.adapters.lemmy_db import LemmyDatabase
+from warden.adapters.pictrs import PictrsAdmin
 from warden.config import Settings
 from warden.errors import ConfigError
 from warden.store.banks import BankStore
 from warden.store.database import Database
 from warden.store.invites import InviteStore
+from warden.store.tokens import TokenStore
 
 
 def open_database(settings: Settings) -> Database:
@@ -46,3 +48,15 @@ def lemmy_database(settings: Settings) -> LemmyDatabase:
     if url is None:
         raise ConfigError("federated.lemmy_database_url is not set")
     return LemmyDatabase(url)
+
+
+def token_store(database: Database) -> TokenStore:
+    """The API tokens kept in `database` (SHA-256 only)."""
+    return TokenStore(database)
+
+
+def pictrs_admin(settings: Settings) -> PictrsAdmin:
+    """pict-rs's internal API (listing, purging) with the configured key and timeout;
+    PictrsError when `pictrs.api_key` is not set."""
+    key = settings.pictrs.api_key.get_secret_value() if settings.pictrs.api_key else ""
+    return PictrsAdmin(settings.pictrs.url, key, timeout_s=settings.pictrs.timeout_s)

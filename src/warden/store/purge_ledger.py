@@ -1,25 +1,25 @@
 """The purge ledger: checkpoint and audit trail of `warden purge federated`, in one file.
 
-A small SQLite file in the data folder (not the main database, so a purge can
-run from an admin's shell against a production instance without touching the
-service's schema). Each alias moves planned -> pending -> done|failed|skipped,
-each step committed before the next network call, so a run killed at any point
-resumes without purging anything twice or skipping anything:
-a `pending` alias is checked with pict-rs before it is purged again.
-The rows are also the audit record: alias, where Lemmy referenced it, result,
-time.
+A small SQLite file in the data folder (see `LedgerFile`). Each alias moves
+through the states of `warden.domain.purge.PurgeState` (planned -> pending ->
+purged | gone | failed, or skipped), each step committed before the next
+network call, so a run killed at any point resumes without purging anything
+twice or skipping anything: a `pending` alias is checked with pict-rs before
+it is purged again. The rows are also the audit record: alias, where Lemmy
+referenced it, result, time.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 
-from warden.store.database import private_sqlite_file
+from warden.domain.purge import PurgeState
+from warden.store.ledger_file import LedgerFile, now_text
 
-_SCHEMA = """
+#: Step 1, as the ledger was before its steps were numbered (`IF NOT EXISTS`: such a
+#: file holds it already, at version 0). Its states: a purge or a pict-rs "already
+#: gone" were both `done`, told apart only by the detail.
+_FIRST_SCHEMA = """
 CREATE TABLE IF NOT EXISTS purge (
     alias TEXT PRIMARY KEY,
     source TEXT NOT NULL,
@@ -30,27 +30,38 @@ CREATE TABLE IF NOT EXISTS purge (
 CREATE INDEX IF NOT EXISTS purge_state ON purge (state);
 """
 
+#: Step 2: the purge states shared with the rescan ledger; `done` becomes `purged`, or
+#: `gone` where pict-rs no longer had the file. SQLite cannot change a CHECK in place,
+#: so the table is copied.
+_ONE_SET_OF_STATES = """
+CREATE TABLE purge_states (
+    alias TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    state TEXT NOT NULL
+        CHECK (state IN ('planned', 'pending', 'purged', 'gone', 'skipped', 'failed')),
+    detail TEXT,
+    updated_at TEXT NOT NULL
+);
+INSERT INTO purge_states (alias, source, state, detail, updated_at)
+SELECT alias, source,
+       CASE WHEN state = 'done' AND detail = 'already gone' THEN 'gone'
+            WHEN state = 'done' THEN 'purged'
+            ELSE state END,
+       detail, updated_at
+FROM purge;
+DROP TABLE purge;
+ALTER TABLE purge_states RENAME TO purge;
+CREATE INDEX purge_state ON purge (state);
+"""
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
-
-class PurgeLedger:
-    def __init__(self, path: Path) -> None:
-        private_sqlite_file(path)  # 0600 in a 0700 folder, like the main database
-        self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        self._db.close()
+class PurgeLedger(LedgerFile):
+    steps = (_FIRST_SCHEMA, _ONE_SET_OF_STATES)
 
     def replan(self, items: Iterable[tuple[str, str]]) -> tuple[int, int]:
         """Make the planned rows exactly this plan: add new (alias, source) pairs and drop
-        planned rows no longer in it (never acted on, so nothing is lost); pending, done,
-        failed and skipped rows stay. Returns (new, dropped)."""
+        planned rows no longer in it (never acted on, so nothing is lost); pending, purged,
+        gone, failed and skipped rows stay. Returns (new, dropped)."""
         before = self.count()
         with self._db:
             self._db.execute(
@@ -67,7 +78,7 @@ class PurgeLedger:
             ).rowcount
             self._db.executemany(
                 "INSERT OR IGNORE INTO purge (alias, source, state, updated_at) VALUES (?, ?, 'planned', ?)",
-                ((alias, source, _now()) for alias, source in rows),
+                ((alias, source, now_text()) for alias, source in rows),
             )
         return self.count() - before + int(dropped), int(dropped)
 
@@ -76,7 +87,7 @@ class PurgeLedger:
             row = self._db.execute("SELECT count(*) FROM purge").fetchone()
         else:
             row = self._db.execute(
-                "SELECT count(*) FROM purge WHERE state = ?", (state,)
+                "SELECT count(*) FROM purge WHERE state = ?", (str(state),)
             ).fetchone()
         return int(row[0])
 
@@ -88,22 +99,22 @@ class PurgeLedger:
         ).fetchall()
         yield from ((str(a), str(s)) for a, s in rows)
 
-    def mark(self, alias: str, state: str, detail: str | None = None) -> None:
+    def mark_purge(self, alias: str, state: PurgeState, detail: str | None = None) -> None:
         self._db.execute(
             "UPDATE purge SET state = ?, detail = ?, updated_at = ? WHERE alias = ?",
-            (state, detail, _now(), alias),
+            (state.value, detail, now_text(), alias),
         )
 
     def retry_failed(self) -> int:
         """Put failed aliases back in the plan; returns how many."""
         cur = self._db.execute(
-            "UPDATE purge SET state = 'planned', updated_at = ? WHERE state = 'failed'", (_now(),)
+            "UPDATE purge SET state = 'planned', updated_at = ? WHERE state = 'failed'",
+            (now_text(),),
         )
         return int(cur.rowcount)
 
     def summary(self) -> dict[str, int]:
-        rows = self._db.execute("SELECT state, count(*) FROM purge GROUP BY state").fetchall()
-        return {str(s): int(n) for s, n in rows}
+        return self._tally("SELECT state, count(*) FROM purge GROUP BY state")
 
     def sample(self, n: int = 10) -> list[tuple[str, str]]:
         rows = self._db.execute(

@@ -42,12 +42,13 @@ log = logging.getLogger(__name__)
 MAGIC = b"WEV1"
 SUFFIX = ".wev"
 NONCE = 12
-#: Reason codes whose media is preserved: the model or a hash bank said so.
-PRESERVED_CODES = frozenset({"label_reject", "hash_match"})
+#: Reason codes whose media is preserved: the model, a hash bank or an external
+#: scanner (PhotoDNA, pictrs-safety, …: services/external_scan.py) said so.
+PRESERVED_CODES = frozenset({"label_reject", "hash_match", "scanner_reject"})
 
 
 def should_preserve(verdict: Verdict) -> bool:
-    """Only media refused for a label or a hash match is evidence."""
+    """Only media refused for a label, a hash match or a scanner's verdict is evidence."""
     return verdict.decision is Decision.REJECT and any(
         code in PRESERVED_CODES for code in verdict.codes
     )

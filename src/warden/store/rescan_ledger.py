@@ -1,23 +1,24 @@
 """The rescan ledger: which stored objects were scanned, and with what result.
 
-A SQLite file in the data folder, one row per store key, committed as each
-result arrives: a rescan interrupted at any point resumes where it stopped,
-and the rows are the report (decision, reasons, SHA-256, the full verdict,
-the decision and evidence ids, and for `--purge` the alias and what pict-rs
-did with it).
+A SQLite file in the data folder (see `LedgerFile`), one row per store key,
+committed as each result arrives: a rescan interrupted at any point resumes
+where it stopped, and the rows are the report (decision, reasons, SHA-256, the
+full verdict, the decision and evidence ids, and for `--purge` the alias and
+what pict-rs did with it, in the states of `warden.domain.purge.PurgeState`;
+no state yet: not purged).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from warden.store.database import private_sqlite_file
+from warden.domain.purge import PurgeState
+from warden.store.ledger_file import LedgerFile, add_missing_columns, now_text
 
-_SCHEMA = """
+#: Step 1, as the first release wrote it (`IF NOT EXISTS`: older files hold it at version 0).
+_FIRST_SCHEMA = """
 CREATE TABLE IF NOT EXISTS scanned (
     key TEXT PRIMARY KEY,
     decision TEXT NOT NULL,
@@ -27,18 +28,26 @@ CREATE TABLE IF NOT EXISTS scanned (
     scanned_at TEXT NOT NULL
 );
 """
-#: Columns added after the first release; added in place to older ledgers.
-_LATER_COLUMNS = {
-    "decision_id": "INTEGER",
-    "evidence_id": "TEXT",
-    "alias": "TEXT",
-    "purge_state": "TEXT",
-    "purge_detail": "TEXT",
-    "purged_at": "TEXT",
-}
 
 
-#: Rows `--purge` acts on: refused for a label or a hash match (the evidence codes).
+def _decision_and_purge_columns(db: sqlite3.Connection) -> None:
+    """Step 2: the columns later releases added before the steps were numbered; a file
+    written by one of them holds some of them already."""
+    add_missing_columns(
+        db,
+        "scanned",
+        {
+            "decision_id": "INTEGER",
+            "evidence_id": "TEXT",
+            "alias": "TEXT",
+            "purge_state": "TEXT",
+            "purge_detail": "TEXT",
+            "purged_at": "TEXT",
+        },
+    )
+
+
+#: Step 3: the rows `--purge` acts on, refused for a label or a hash match (the evidence codes).
 _PURGEABLE_VIEW = """
 CREATE VIEW IF NOT EXISTS purgeable AS
 SELECT key, alias, purge_state FROM scanned
@@ -47,25 +56,8 @@ WHERE decision = 'reject'
 """
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-class RescanLedger:
-    def __init__(self, path: Path) -> None:
-        private_sqlite_file(path)  # 0600 in a 0700 folder, like the main database
-        self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        present = {row[1] for row in self._db.execute("PRAGMA table_info(scanned)")}
-        for column, kind in _LATER_COLUMNS.items():
-            if column not in present:
-                self._db.execute(f"ALTER TABLE scanned ADD COLUMN {column} {kind}")
-        self._db.executescript(_PURGEABLE_VIEW)
-
-    def close(self) -> None:
-        self._db.close()
+class RescanLedger(LedgerFile):
+    steps = (_FIRST_SCHEMA, _decision_and_purge_columns, _PURGEABLE_VIEW)
 
     def seen(self, key: str) -> bool:
         return (
@@ -84,7 +76,7 @@ class RescanLedger:
                 json.dumps(list(result.reasons)),
                 result.sha256,
                 json.dumps(result.verdict.as_dict()) if result.verdict is not None else None,
-                _now(),
+                now_text(),
                 decision_id,
                 evidence_id,
             ),
@@ -100,10 +92,10 @@ class RescanLedger:
     def refused_unpurged(self) -> dict[str, str | None]:
         """Keys refused as known-bad (a label or a hash match; not mere decode failures,
         which may be media pict-rs handles and Warden does not, such as video) that are
-        not yet purged, or whose purge failed, with their alias when known."""
-        rows = self._db.execute(
+        not yet purged, whose purge was interrupted or failed, with their alias when known."""
+        rows = self._db.execute(  # never tried (NULL), interrupted (pending), or failed
             "SELECT key, alias FROM purgeable"
-            " WHERE (purge_state IS NULL OR purge_state = 'failed') ORDER BY key"
+            " WHERE (purge_state IS NULL OR purge_state IN ('pending', 'failed')) ORDER BY key"
         )
         return {str(k): (str(a) if a else None) for k, a in rows}
 
@@ -111,29 +103,26 @@ class RescanLedger:
         self._db.execute("UPDATE scanned SET alias = ? WHERE key = ?", (alias, key))
 
     def purge_todo(self) -> list[tuple[str, str]]:
+        """(key, alias) of the refused keys with an alias, still to purge."""
         rows = self._db.execute(
             "SELECT key, alias FROM purgeable WHERE alias IS NOT NULL"
-            " AND (purge_state IS NULL OR purge_state = 'failed') ORDER BY key"
+            " AND (purge_state IS NULL OR purge_state IN ('pending', 'failed')) ORDER BY key"
         )
         return [(str(k), str(a)) for k, a in rows]
 
-    def mark_purge(self, key: str, state: str, detail: str | None = None) -> None:
+    def mark_purge(self, key: str, state: PurgeState, detail: str | None = None) -> None:
         self._db.execute(
             "UPDATE scanned SET purge_state = ?, purge_detail = ?, purged_at = ? WHERE key = ?",
-            (state, detail, _now(), key),
+            (state.value, detail, now_text(), key),
         )
 
     def purge_summary(self) -> dict[str, int]:
-        rows = self._db.execute(
+        return self._tally(
             "SELECT coalesce(purge_state, 'not purged'), count(*) FROM purgeable GROUP BY 1"
-        ).fetchall()
-        return {str(s): int(n) for s, n in rows}
+        )
 
     def decisions(self) -> dict[str, str]:
         return {str(k): str(d) for k, d in self._db.execute("SELECT key, decision FROM scanned")}
 
     def summary(self) -> dict[str, int]:
-        rows = self._db.execute(
-            "SELECT decision, count(*) FROM scanned GROUP BY decision"
-        ).fetchall()
-        return {str(d): int(n) for d, n in rows}
+        return self._tally("SELECT decision, count(*) FROM scanned GROUP BY decision")

@@ -4,7 +4,8 @@ An ASGI middleware that gives every request `server.body_timeout_s` from the end
 of its headers to deliver its whole body. A `receive()` that would wait past the
 deadline raises `BodyTimeout` instead, inside the handler that is reading: the
 validation hook turns it into a logged refusal (a decision row, then 408), the
-ingest proxy into pict-rs's error shape, anything else into a plain 408. Once the
+ingest proxy into pict-rs's error shape, anything else into a plain 408 (the
+app's one error handler, web/errors.py). Once the
 body is complete the deadline no longer applies (a streaming response listening
 for the client's disconnect must not be cut off).
 
@@ -16,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from warden.errors import BodyTimeout
@@ -54,13 +53,3 @@ class BodyDeadline:
             return message
 
         await self.app(scope, receive_in_time, send)
-
-
-async def body_timeout_handler(request: Request, exc: Exception) -> Response:
-    """408 in Warden's error shape for a route that does not answer BodyTimeout itself."""
-    assert isinstance(exc, BodyTimeout)
-    return JSONResponse(
-        {"error": exc.code, "message": exc.message},
-        status_code=408,
-        headers={"Connection": "close"},
-    )

@@ -1,9 +1,15 @@
-"""Typed FastAPI dependencies shared by the routers: the services, and scoped API tokens.
+"""Typed FastAPI dependencies: the services a route needs, and scoped API tokens.
+
+A route names what it uses (`GateDep`, `SettingsDep`, `InvitesDep`, …) instead
+of taking every service and asserting on the optional ones. A feature that is
+switched off answers for itself: `InvitesDep` raises 404 `not_found` when
+invites are off (the /invites pages render that as a page).
 
 `/api/v1` callers authenticate with `Authorization: Bearer <token>`; each route
 names the scope it needs (`ScanTokenDep`, `AdminTokenDep`). A missing, unknown
 or revoked token is `Unauthorized` (401); a good token without the scope is
 `Forbidden` (403), so a scanning bot's token can never reload the configuration.
+Both are Warden errors, answered by the app's one handler (web/errors.py).
 """
 
 from __future__ import annotations
@@ -14,8 +20,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from warden.config import Settings
+from warden.errors import Forbidden, NotFound, Unauthorized
 from warden.services import Services
-from warden.store.tokens import ApiToken
+from warden.services.gate import MediaGate
+from warden.services.invites import InvitesFeature
+from warden.store.tokens import ApiToken, TokenStore
 
 
 def get_services(request: Request) -> Services:
@@ -26,35 +36,39 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-class Unauthorized(Exception):
-    """No usable token; answered 401 `unauthorized` by the app's handler."""
-
-    status = 401
-    code = "unauthorized"
-    message = "a valid API token is required (Authorization: Bearer …)"
+def get_settings(services: ServicesDep) -> Settings:
+    """The settings in force (a reload swaps them; read them per request)."""
+    return services.settings
 
 
-class Forbidden(Unauthorized):
-    """A valid token without the scope the route needs; answered 403 `forbidden`."""
-
-    status = 403
-    code = "forbidden"
-
-    def __init__(self, scope: str) -> None:
-        super().__init__(scope)
-        self.message = (
-            f"this token lacks the '{scope}' scope; make one with "
-            f"`warden tokens create NAME --scope {scope}`"
-        )
+def get_gate(services: ServicesDep) -> MediaGate:
+    return services.gate
 
 
-async def require_token(request: Request, services: ServicesDep) -> ApiToken:
+def get_tokens(services: ServicesDep) -> TokenStore:
+    return services.tokens
+
+
+def get_invites(services: ServicesDep) -> InvitesFeature:
+    """The invite feature, or 404 `not_found` when invites are off."""
+    if services.invites is None:
+        raise NotFound("Invites are not enabled on this instance.")
+    return services.invites
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+GateDep = Annotated[MediaGate, Depends(get_gate)]
+TokensDep = Annotated[TokenStore, Depends(get_tokens)]
+InvitesDep = Annotated[InvitesFeature, Depends(get_invites)]
+
+
+async def require_token(request: Request, tokens: TokensDep) -> ApiToken:
     """The caller's token when it is known and not revoked (any scope)."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip() or services.tokens is None:
+    if scheme.lower() != "bearer" or not value.strip():
         raise Unauthorized
-    token = await asyncio.to_thread(services.tokens.verify, value.strip())
+    token = await asyncio.to_thread(tokens.verify, value.strip())
     if token is None:
         raise Unauthorized
     return token

@@ -1,13 +1,7 @@
-"""Exposure: what `warden serve` refuses to open to the network, and what it never logs.
+"""Exposure: what Warden never writes to a log.
 
-On loopback only this machine can call Warden. Beyond it (`server.host` a
-wildcard, a LAN or public address), anyone who reaches the port could call the
-validation hook (accepting their own media, or filling the decisions log) and
-the ingest proxy (which reaches pict-rs's API, internal endpoints included), so
-`warden serve` starts only when both are closed to strangers: the hook by a
-shared secret or `server.pictrs_allow_from`, the proxy by
-`server.proxy_allow_from` (loopback by default). An allow-list that admits every
-address (`0.0.0.0/0`, `::/0`) protects nothing and does not count.
+What `warden serve` refuses to open to the network is a settings check
+(services/exposure.py, re-exported here for older callers).
 
 pict-rs 0.4 can send the hook's secret only in the URL (`?secret=`), which an
 access log would keep; `SecretRedaction` rewrites it before any handler sees
@@ -19,63 +13,16 @@ from __future__ import annotations
 import logging
 import re
 
-from warden.config import Settings
-from warden.web.peers import is_loopback_host, networks
+from warden.services.exposure import exposure_problems, listening_problems, trust_problems
 
-
-def _closed(entries: list[str]) -> bool:
-    """An allow-list that admits somebody but not everybody (empty admits nobody)."""
-    return all(network.prefixlen > 0 for network in networks(entries))
-
-
-def exposure_problems(settings: Settings, host: str) -> list[str]:
-    """Why listening on `host` would open the hook or the proxy to anyone; empty when
-    `host` is loopback or both are protected. Each problem names the settings to set."""
-    if is_loopback_host(host):
-        return []
-    server = settings.server
-    problems = []
-    hook_protected = server.pictrs_secret is not None or (
-        bool(server.pictrs_allow_from) and _closed(server.pictrs_allow_from)
-    )
-    if not hook_protected:
-        problems.append(
-            f"/pictrs/validate would answer anyone who reaches {host}: set server.pictrs_secret "
-            "(pict-rs 0.5: external_validation = http://warden:<secret>@<warden>:8790/pictrs/"
-            "validate) or server.pictrs_allow_from (pict-rs's address), or listen on loopback"
-        )
-    if not _closed(server.proxy_allow_from):
-        problems.append(
-            f"/pictrs-proxy would let anyone who reaches {host} use pict-rs's API: list only "
-            "the Lemmy backends' addresses in server.proxy_allow_from"
-        )
-    return problems
-
-
-def trust_problems(settings: Settings) -> list[str]:
-    """Trusted proxies that would make the ingest proxy judge the wrong address.
-
-    Lemmy adds `X-Forwarded-For: <uploader ip:port>` to every request it sends
-    through `pictrs.url` (LemmyNet/lemmy 0.19.3 crates/routes/src/images.rs:107),
-    so a Lemmy backend listed in `server.trusted_proxies` would be judged by its
-    uploader's address: every upload refused, or, with a wide allow-list, decided by
-    a header the uploader wrote. Refused at start, on any address."""
-    server = settings.server
-    lemmy = networks(server.proxy_allow_from)
-    overlapping = [
-        str(proxy)
-        for proxy in networks(server.trusted_proxies)
-        if any(proxy.version == net.version and proxy.overlaps(net) for net in lemmy)
-    ]
-    if not overlapping:
-        return []
-    return [
-        f"server.trusted_proxies ({', '.join(overlapping)}) overlaps server.proxy_allow_from: "
-        "Lemmy sends the uploader's address in X-Forwarded-For, so the ingest proxy would "
-        "judge the uploader instead of Lemmy; list only reverse proxies at addresses Lemmy "
-        "does not use (for the nginx in front of /invites: server.public_port and "
-        "server.public_trusted_proxies)"
-    ]
+__all__ = [
+    "SecretRedaction",
+    "exposure_problems",
+    "listening_problems",
+    "redact",
+    "redact_secrets_in_logs",
+    "trust_problems",
+]
 
 
 #: `secret=<value>` in a query string, up to the next separator.

@@ -39,6 +39,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from warden.config import Settings
+from warden.web.exposure import redact_secrets_in_logs
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +163,6 @@ class _Server(uvicorn.Server):
 
 def serve_listeners(settings: Settings, listeners: list[Listener]) -> None:
     """Run every listener in this process until SIGINT or SIGTERM stops them all."""
-    from warden.web.exposure import redact_secrets_in_logs
-
     cap = connection_cap(settings, raise_open_files_limit(), len(listeners))
     servers = [_Server(uvicorn_config(settings, item, cap)) for item in listeners]
     redact_secrets_in_logs()  # after uvicorn has configured its loggers

@@ -4,32 +4,18 @@ The page is reachable by anyone and signs people in, so it is built as a
 target: every answer forbids framing and loads nothing but its own style
 (`security_headers`); every form POST must come from the page itself
 (`same_site`: login CSRF included); a refusal is a page with a message
-(`PageRefused`), never FastAPI's JSON or a 500; sign-ins live in memory
-(`Sessions`, with the failed-sign-in `LoginThrottle`).
+(`PageRefused`, in errors.py), never FastAPI's JSON or a 500; sign-ins live in
+memory (services/signins.py).
 """
 
 from __future__ import annotations
 
-import hmac
-import secrets
-import time
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.responses import Response
 
-from warden.config import InviteSettings
-from warden.web.throttle import LoginThrottle
-
-
-class PageRefused(Exception):
-    """A request the page refuses, shown as the page with the message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+from warden.errors import PageRefused
 
 
 def security_headers(response: Response, nonce: str | None = None) -> Response:
@@ -44,53 +30,6 @@ def security_headers(response: Response, nonce: str | None = None) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Cache-Control", "no-store")
     return response
-
-
-@dataclass
-class Session:
-    token: str  # the Lemmy session token (in memory only)
-    csrf: str
-    expires: float
-
-
-class Sessions:
-    """In-memory sign-ins and the failed-sign-in counts; a restart signs everyone out
-    and forgets the counts, which is the safe direction for the former."""
-
-    def __init__(self, settings: InviteSettings) -> None:
-        self._by_id: dict[str, Session] = {}
-        self._key = secrets.token_bytes(32)  # signs the page's messages; per process
-        self.throttle = LoginThrottle(
-            settings.login_failures_per_account,
-            settings.login_failures_per_address,
-            settings.login_window_s,
-        )
-
-    def create(self, token: str, ttl_s: float) -> str:
-        self._prune()
-        sid = secrets.token_urlsafe(32)
-        self._by_id[sid] = Session(token, secrets.token_urlsafe(16), time.monotonic() + ttl_s)
-        return sid
-
-    def get(self, sid: str | None) -> Session | None:
-        session = self._by_id.get(sid or "")
-        if session is None or session.expires < time.monotonic():
-            return None
-        return session
-
-    def sign(self, text: str) -> str:
-        return hmac.new(self._key, text.encode("utf-8", "replace"), "sha256").hexdigest()[:32]
-
-    def signed(self, text: str, signature: str) -> bool:
-        return hmac.compare_digest(self.sign(text).encode(), signature.encode("utf-8", "replace"))
-
-    def drop(self, sid: str | None) -> None:
-        self._by_id.pop(sid or "", None)
-
-    def _prune(self) -> None:
-        now = time.monotonic()
-        for sid in [s for s, v in self._by_id.items() if v.expires < now]:
-            del self._by_id[sid]
 
 
 def same_site(request: Request) -> None:

@@ -1,5 +1,8 @@
 """The Lemmy API as Warden uses it: one interface, one implementation per API version.
 
+Longer than ~400 lines: the interface and the version detection that every
+implementation shares stay together (v3.py and v4.py hold only what differs).
+
 Lemmy 0.19.x speaks API v3, Lemmy 1.0 speaks v4; paths and field names differ
 (they follow lemmy-js-client's `dist/types` for 0.19.9 and 1.0.0-beta.2).
 Warden needs: the facts about the person behind a token, and the facts about

@@ -8,7 +8,6 @@ finds out who is asking and judges the rules.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
@@ -18,9 +17,9 @@ from warden.adapters.lemmy.credentials import CredentialKind, Credentials, read_
 from warden.adapters.lemmy.forwarding import client_address
 from warden.adapters.lemmy.routes import activity_for
 from warden.domain.policy import FailMode
-from warden.errors import LemmyRateLimited, UpstreamError
-from warden.membership.gate import utc_now
+from warden.errors import InviteRefused, LemmyRateLimited, UpstreamError
 from warden.membership.requirements import Activity, UserFacts
+from warden.services.invites import InvitesFeature
 from warden.web.deps import ServicesDep
 
 router = APIRouter(tags=["authz"])
@@ -66,7 +65,7 @@ async def authz(request: Request, services: ServicesDep) -> Response:
     method = request.headers.get("x-original-method", "")
     uri = request.headers.get("x-original-uri", "")
     activity = activity_for(method, uri)
-    if activity is None or services.access is None or services.identity is None:
+    if activity is None:
         return _allow("pass")
     credentials = request_credentials(request)
     if credentials.kind is CredentialKind.NONE:
@@ -90,7 +89,7 @@ async def authz(request: Request, services: ServicesDep) -> Response:
     judgement = services.access.decide(activity, facts)
     if judgement.allowed or judgement.reason is None:
         if activity is Activity.CREATE_INVITE and services.invites is not None:
-            return await _meter_invite(services, facts)
+            return await _meter_invite(services.invites, facts)
         return _allow("allow")
     log.info("authz refused %s for %s: %s", activity.value, facts.name, judgement.reason.code)
     return _refuse(judgement.reason.code, judgement.reason.message)
@@ -128,25 +127,11 @@ def _upstream_failed(services: ServicesDep, activity: Activity, exc: UpstreamErr
     )
 
 
-async def _meter_invite(services: ServicesDep, facts: UserFacts) -> Response:
-    """Lemmy 1.0 creates invite links itself; each one spends from the monthly balance.
-
-    The spend is recorded under a placeholder code (Lemmy makes the token after
-    this answer); the /invites page creates links through Warden instead and
-    keeps the real token. A link revoked in Lemmy's own UI is not refunded."""
-    import uuid
-
-    from warden.errors import InviteRefused
-
-    assert services.invites is not None
+async def _meter_invite(invites: InvitesFeature, facts: UserFacts) -> Response:
+    """Lemmy 1.0 creates invite links itself; each one spends from the monthly balance
+    (services/invites.py `meter`), or is refused in Lemmy's error shape."""
     try:
-        await asyncio.to_thread(
-            services.invites.spend,
-            facts,
-            utc_now(),
-            code=f"lemmy-ui-{uuid.uuid4().hex}",
-            native=True,
-        )
+        await invites.service.meter(facts)
     except InviteRefused as exc:
         return _refuse(exc.code, exc.message)
     return _allow("invite-metered")

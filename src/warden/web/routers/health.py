@@ -31,7 +31,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     problems: list[str] = []
     if services.scanner.classifier is None:
         problems.append("model not loaded")
-    if services.database is not None and not await asyncio.to_thread(services.database.ping):
+    if not await asyncio.to_thread(services.database.ping):
         problems.append("database unreachable")
     status = 503 if problems else 200
     return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
@@ -40,5 +40,4 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 @router.get("/metrics", response_class=Response)
 def metrics(services: ServicesDep) -> Response:
     """Prometheus scrape: decisions by result and reason, scan latency, queue depth."""
-    body = services.metrics.render() if services.metrics is not None else b""
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -27,7 +27,6 @@ The page is public, so it is built as a target:
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import secrets
@@ -42,14 +41,22 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from warden.errors import InviteRefused, LemmyRateLimited, LemmyRefused, UpstreamError
-from warden.membership import invites as rules
+from warden.errors import (
+    InviteRefused,
+    LemmyRateLimited,
+    LemmyRefused,
+    PageRefused,
+    UpstreamError,
+    WardenError,
+)
 from warden.membership.gate import utc_now
 from warden.membership.requirements import UserFacts
 from warden.services import Services
+from warden.services.invites import InvitesFeature, lemmy_problem
+from warden.services.signins import Session, Sessions
 from warden.web import peers
-from warden.web.deps import ServicesDep
-from warden.web.public_page import PageRefused, Session, Sessions, same_site, security_headers
+from warden.web.deps import InvitesDep, ServicesDep
+from warden.web.public_page import same_site, security_headers
 
 log = logging.getLogger(__name__)
 COOKIE = "warden_invites"
@@ -68,7 +75,7 @@ class GuardedRoute(APIRoute):
         async def guarded(request: Request) -> Response:
             try:
                 response = await handler(request)
-            except PageRefused as exc:
+            except WardenError as exc:  # PageRefused, and 404 when invites are off
                 response = _render(request, exc.status, error=exc.message)
             except RequestValidationError:
                 response = _render(request, 400, error="The form could not be read; reload it.")
@@ -88,18 +95,6 @@ def _env() -> Environment:
     )
 
 
-def _sessions(services: Services) -> Sessions:
-    if services.invite_sessions is None:
-        services.invite_sessions = Sessions(services.settings.invites)
-    sessions: Sessions = services.invite_sessions
-    return sessions
-
-
-def _enabled(services: Services) -> None:
-    if services.invites is None or services.identity is None:
-        raise PageRefused(404, "Invites are not enabled on this instance.")
-
-
 def _site(services: Services) -> str:
     """Lemmy's public address for people, or nothing: never `lemmy.url` (internal)."""
     return (services.settings.invites.site_url or "").rstrip("/")
@@ -114,12 +109,12 @@ def _render(request: Request, status: int = 200, **values: Any) -> HTMLResponse:
     return security_headers(HTMLResponse(html, status_code=status), nonce)  # type: ignore[return-value]
 
 
-def _back(services: Services, notice: str = "", error: str = "") -> RedirectResponse:
+def _back(invites: InvitesFeature, notice: str = "", error: str = "") -> RedirectResponse:
     """Back to the page with a message, signed so that nobody else's link can put
     words on this page (`/invites?error=Your+account+is+suspended...`)."""
     if not notice and not error:
         return RedirectResponse("/invites", status_code=303)
-    sig = _sessions(services).sign(f"{notice}\0{error}")
+    sig = invites.sessions.sign(f"{notice}\0{error}")
     query = f"notice={quote(notice)}&error={quote(error)}&sig={sig}"
     return RedirectResponse(f"/invites?{query}", status_code=303)
 
@@ -149,30 +144,24 @@ def _field(value: str, name: str) -> str:
     return value
 
 
-def _checked(request: Request, services: Services, csrf: str) -> None:
+def _checked(request: Request, sessions: Sessions, csrf: str) -> None:
     same_site(request)
-    session = _sessions(services).get(request.cookies.get(COOKIE))
+    session = sessions.get(request.cookies.get(COOKIE))
     expected = session.csrf.encode() if session else b""
     if session is None or not hmac.compare_digest(expected, csrf.encode("utf-8", "replace")):
         raise PageRefused(403, "The form expired; reload the page and try again.")
 
 
-def _lemmy_problem(exc: UpstreamError) -> str:
-    """Lemmy's failure in words for the user: its error code, never an address."""
-    if isinstance(exc, LemmyRefused) and exc.lemmy_code:
-        return f"Lemmy refused ({exc.lemmy_code})."
-    return "the instance cannot be reached; try again soon."
-
-
-async def _signed_in(request: Request, services: Services) -> tuple[Session, UserFacts] | None:
-    session = _sessions(services).get(request.cookies.get(COOKIE))
+async def _signed_in(
+    request: Request, services: Services, sessions: Sessions
+) -> tuple[Session, UserFacts] | None:
+    session = sessions.get(request.cookies.get(COOKIE))
     if session is None:
         return None
-    assert services.identity is not None
     try:
         facts = await services.identity.facts(session.token, client_ip=_address(request))
     except UpstreamError as exc:
-        raise PageRefused(503, f"Your account cannot be checked: {_lemmy_problem(exc)}") from exc
+        raise PageRefused(503, f"Your account cannot be checked: {lemmy_problem(exc)}") from exc
     return (session, facts) if facts is not None else None
 
 
@@ -180,31 +169,26 @@ async def _signed_in(request: Request, services: Services) -> tuple[Session, Use
 async def page(
     request: Request,
     services: ServicesDep,
+    invites: InvitesDep,
     notice: str = "",
     error: str = "",
     sig: str = "",
 ) -> HTMLResponse:
     """The sign-in form, or the signed-in user's balance, codes and invitees.
     `notice`/`error` are shown only with the signature Warden's own redirect made."""
-    _enabled(services)
-    if not _sessions(services).signed(f"{notice}\0{error}", sig):
+    if not invites.sessions.signed(f"{notice}\0{error}", sig):
         notice = error = ""
-    signed = await _signed_in(request, services)
+    signed = await _signed_in(request, services, invites.sessions)
     if signed is None:
         return _render(request, notice=notice, error=error)
     session, facts = signed
-    store = services.invites
-    assert store is not None
     now = utc_now()
-    account = await asyncio.to_thread(store.account, facts, now)
-    codes = await asyncio.to_thread(store.invites_of, facts.person_id)
-    invitees = await asyncio.to_thread(store.invitees_of, facts.person_id)
-    policy = store.policy
-    native = services.identity is not None and services.identity.lemmy.version == "v4"
+    seen = await invites.service.overview(facts, now)
+    policy = invites.store.policy
     site = _site(services)
     how_to = (
         f"Share the code as an invite link: {site or 'your instance'}/signup?invite=<code>."
-        if native
+        if seen.native
         else "Give the code to the person you invite; they paste it into the application"
         f" question when they sign up{f' at {site}' if site else ''}."
     )
@@ -212,11 +196,11 @@ async def page(
         request,
         user=facts.name,
         csrf=session.csrf,
-        balance=account.balance,
+        balance=seen.account.balance,
         per_period=policy.per_period,
         carry_cap=policy.carry_cap,
         next_refill=f"{policy.next_refill(now):%Y-%m-%d}",
-        refusal=rules.creation_refusal(account, policy, now, facts),
+        refusal=seen.refusal,
         how_to=how_to,
         codes=[
             {
@@ -224,10 +208,10 @@ async def page(
                 "state": c.state(now).value,
                 "expires": f"{c.expires_at:%Y-%m-%d}",
             }
-            for c in codes
+            for c in seen.codes
             if not c.code.startswith("lemmy-ui-")
         ],
-        invitees=[(name, f"{when:%Y-%m-%d}") for _, name, when in invitees],
+        invitees=[(name, f"{when:%Y-%m-%d}") for _, name, when in seen.invitees],
         notice=notice,
         error=error,
     )
@@ -246,6 +230,7 @@ _FAILURES = frozenset({"incorrect_login", "incorrect_totp_token"})
 async def login(
     request: Request,
     services: ServicesDep,
+    invites: InvitesDep,
     username: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
     totp: Annotated[str, Form()] = "",
@@ -253,9 +238,7 @@ async def login(
     """Forward the credentials to Lemmy with the client's address; keep only the
     session token it answers. Refused before Lemmy is asked when the form comes
     from another site, or the account or address failed too often (429)."""
-    _enabled(services)
     same_site(request)
-    assert services.identity is not None
     username, password, totp = (
         _field(username, "username"),
         _field(password, "password"),
@@ -264,7 +247,7 @@ async def login(
     if not username.strip() or not password:
         raise PageRefused(400, "Enter your user name and password.")
     address = _address(request)
-    throttle = _sessions(services).throttle
+    throttle = invites.sessions.throttle
     refusal = throttle.check(username, address or "unknown")
     if refusal is not None:
         minutes = max(1, round(refusal.retry_after_s / 60))
@@ -293,8 +276,8 @@ async def login(
         return _render(request, 503, error="The instance cannot be reached; try again soon.")
     throttle.succeeded(username)
     settings = services.settings.invites
-    sid = _sessions(services).create(token, settings.session_ttl_s)
-    response = _back(services)
+    sid = invites.sessions.create(token, settings.session_ttl_s)
+    response = _back(invites)
     response.set_cookie(
         COOKIE,
         sid,
@@ -309,84 +292,52 @@ async def login(
 
 @router.post("/logout")
 async def logout(
-    request: Request, services: ServicesDep, csrf: Annotated[str, Form()] = ""
+    request: Request, invites: InvitesDep, csrf: Annotated[str, Form()] = ""
 ) -> Response:
-    _enabled(services)
-    _checked(request, services, csrf)
-    _sessions(services).drop(request.cookies.get(COOKIE))
-    response = _back(services, notice="Signed out.")
+    _checked(request, invites.sessions, csrf)
+    invites.sessions.drop(request.cookies.get(COOKIE))
+    response = _back(invites, notice="Signed out.")
     response.delete_cookie(COOKIE, path="/invites")
     return response
 
 
 @router.post("/create")
 async def create(
-    request: Request, services: ServicesDep, csrf: Annotated[str, Form()] = ""
+    request: Request,
+    services: ServicesDep,
+    invites: InvitesDep,
+    csrf: Annotated[str, Form()] = "",
 ) -> Response:
     """Spend one invite; on Lemmy 1.0 the code is a native link made with the user's token."""
-    _enabled(services)
-    _checked(request, services, csrf)
-    signed = await _signed_in(request, services)
+    _checked(request, invites.sessions, csrf)
+    signed = await _signed_in(request, services, invites.sessions)
     if signed is None:
-        return _back(services, error="Please sign in again.")
+        return _back(invites, error="Please sign in again.")
     session, facts = signed
-    store = services.invites
-    assert store is not None and services.identity is not None
-    lemmy = services.identity.lemmy
-    native = lemmy.version == "v4"
-    now = utc_now()
     try:
-        placeholder = f"pending-{secrets.token_hex(8)}" if native else None
-        invite = await asyncio.to_thread(store.spend, facts, now, code=placeholder, native=native)
+        await invites.service.create(facts, session.token)
     except InviteRefused as exc:
-        return _back(services, error=exc.message)
-    if native:
-        try:
-            link = await lemmy.create_invite(session.token, invite.max_uses, invite.expires_at)
-        except UpstreamError as exc:  # LemmyRefused included
-            await asyncio.to_thread(
-                store.refund, facts.person_id, invite.code, facts.name, exc.message
-            )
-            return _back(services, error=f"Lemmy did not create the invite: {_lemmy_problem(exc)}")
-        await asyncio.to_thread(store.rename_code, invite.code, link.token)
-        await asyncio.to_thread(store.record_native, link.token, link.expires_at, link.max_uses)
-    return _back(services, notice="Invite created.")
+        return _back(invites, error=exc.message)
+    return _back(invites, notice="Invite created.")
 
 
 @router.post("/revoke")
 async def revoke(
     request: Request,
     services: ServicesDep,
+    invites: InvitesDep,
     csrf: Annotated[str, Form()] = "",
     code: Annotated[str, Form()] = "",
 ) -> Response:
     """Revoke one of the user's codes; an unused one goes back to the balance."""
-    _enabled(services)
-    _checked(request, services, csrf)
+    _checked(request, invites.sessions, csrf)
     code = _field(code, "code")
-    signed = await _signed_in(request, services)
+    signed = await _signed_in(request, services, invites.sessions)
     if signed is None:
-        return _back(services, error="Please sign in again.")
+        return _back(invites, error="Please sign in again.")
     session, facts = signed
-    store = services.invites
-    assert store is not None and services.identity is not None
-    invite = await asyncio.to_thread(store.invite, code)
-    if invite is None or invite.inviter_id != facts.person_id:
-        return _back(services, error="There is no such invite of yours.")
-    if invite.native:
-        try:
-            await services.identity.lemmy.revoke_invite(session.token, code)
-        except LemmyRefused as exc:
-            if exc.lemmy_code != "invalid_invite_token":  # already gone in Lemmy: fine
-                return _back(
-                    services, error=f"Lemmy did not revoke the invite: {_lemmy_problem(exc)}"
-                )
-        except UpstreamError as exc:
-            return _back(services, error=f"Lemmy did not revoke the invite: {_lemmy_problem(exc)}")
     try:
-        returned = await asyncio.to_thread(
-            store.revoke, code, facts.person_id, utc_now(), facts.name
-        )
+        returned = await invites.service.revoke(facts, session.token, code)
     except InviteRefused as exc:
-        return _back(services, error=exc.message)
-    return _back(services, notice=f"Invite revoked; {returned} returned to your balance.")
+        return _back(invites, error=exc.message)
+    return _back(invites, notice=f"Invite revoked; {returned} returned to your balance.")

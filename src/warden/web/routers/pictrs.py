@@ -7,6 +7,13 @@ user uploads and for remote images Lemmy asks it to cache alike
 src/ingest.rs:186-204), and stores it only when the answer is 2xx. Any other
 status becomes pict-rs's own 400 `failed-external-validation`
 (src/error.rs:175, :216, :276); our JSON body reaches only Warden's own log.
+
+Uploads through the ingest proxy were scanned there, with the uploader known
+(services/uploads.py). When pict-rs sends the same bytes (SHA-256) while that
+upload is forwarded, the hook answers from the proxy's decision instead of
+classifying twice, and logs its own row linked to it (`linked_decision_id`, with
+the account and address). Bytes pict-rs re-encoded match nothing and are scanned
+in full; they are attributed when only one proxied upload is in flight.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from fastapi.responses import JSONResponse
 
 from warden.domain.verdict import Decision
 from warden.errors import BodyTimeout, MediaTooLarge
+from warden.media import hashing
 from warden.media.pipeline import ScanContext
 from warden.services import Services
 from warden.web.answers import declared_length, error, read_capped, refusal_status
@@ -103,8 +111,7 @@ async def validate(
     if not _allowed(services, request, secret):
         return error("forbidden", "this address or secret may not use /pictrs/validate", 403)
     gate = services.gate
-    assert gate is not None
-    origin = source or (services.ingest.source() if services.ingest is not None else "upload")
+    origin = source or services.ingest.source()
     context = ScanContext(source=origin, declared_type=request.headers.get("content-type"))
     if origin == "remote" and services.settings.federated.remote_media == "block":
         outcome = await gate.refuse_unread(
@@ -138,7 +145,21 @@ async def validate(
         # Lemmy waits 10 s for a remote fetch and 30 s for an upload
         # (ServerSettings.deadline_*_ms): each source gets its own deadline
         deadline = services.settings.server.hook_deadline_s(origin)
-        outcome = await gate.check(data, context, deadline_s=deadline)
+        screen = services.uploads
+        digest = hashing.sha256(data)
+        found = screen.claim(digest, guess=origin == "upload") if origin != "remote" else None
+        if found is not None and found[0].sha256 == digest:
+            entry, decided = found  # the proxy decided these very bytes: no second scan
+            upload = ScanContext(source="upload", declared_type=context.declared_type)
+            linked = screen.linked(decided, entry.decision_id)
+            outcome = await gate.answer_from(decided.verdict, upload, linked)
+        elif found is not None:  # re-encoded by pict-rs: scanned, attributed to the upload
+            entry, decided = found
+            upload = ScanContext(source="upload", declared_type=context.declared_type)
+            linked = screen.linked(decided, entry.decision_id)
+            outcome = await gate.check(data, upload, deadline_s=deadline, attribution=linked)
+        else:
+            outcome = await gate.check(data, context, deadline_s=deadline)
     verdict = outcome.verdict
     if verdict.decision is Decision.REJECT:
         first = verdict.reasons[0]

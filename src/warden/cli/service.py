@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from warden.errors import StoreError
-from warden.store.database import Database
+from warden.cli.context import database, settings_from
+from warden.errors import NotFound
+from warden.services.factories import open_database, token_store
 from warden.store.tokens import DEFAULT_SCOPES, SCOPES, TokenStore
 
 db_app = typer.Typer(help="The database: apply and show migrations.", no_args_is_help=True)
@@ -16,37 +17,22 @@ tokens_app = typer.Typer(
 )
 
 
-def _database(ctx: typer.Context) -> Database:
-    from warden.cli import settings_from
-
-    return Database(settings_from(ctx).database_url)
-
-
 @db_app.command("upgrade")
 def upgrade(ctx: typer.Context) -> None:
     """Apply every migration not yet applied (what `warden serve` does on start)."""
-    from warden.cli import err
-
-    db = _database(ctx)
-    try:
-        db.upgrade()
-    except StoreError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+    db = open_database(settings_from(ctx))
+    db.upgrade()
     typer.echo(f"database at revision {db.current_revision()}")
 
 
 @db_app.command("current")
 def current(ctx: typer.Context) -> None:
     """Print the database's migration revision (or 'none')."""
-    typer.echo(_database(ctx).current_revision() or "none")
+    typer.echo(open_database(settings_from(ctx)).current_revision() or "none")
 
 
 def _tokens(ctx: typer.Context) -> TokenStore:
-
-    db = _database(ctx)
-    db.upgrade()
-    return TokenStore(db)
+    return token_store(database(ctx))
 
 
 @tokens_app.command("create")
@@ -65,13 +51,7 @@ def create(
     """Create a token and print it once (only its hash is kept).
 
     Least privilege: a token only scans unless `--scope admin` is given."""
-    from warden.cli import err
-
-    try:
-        token, plaintext = _tokens(ctx).create(name, scope or DEFAULT_SCOPES)
-    except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    token, plaintext = _tokens(ctx).create(name, scope or DEFAULT_SCOPES)
     scopes = ",".join(s for s in SCOPES if s in token.scopes)
     typer.echo(f"token {token.id} ({token.name}, scopes {scopes}); shown once, keep it:")
     typer.echo(plaintext)
@@ -92,9 +72,6 @@ def list_tokens(ctx: typer.Context) -> None:
 @tokens_app.command("revoke")
 def revoke(ctx: typer.Context, token_id: Annotated[int, typer.Argument(help="Token id.")]) -> None:
     """Revoke a token; requests bearing it get 401 from then on."""
-    from warden.cli import err
-
     if not _tokens(ctx).revoke(token_id):
-        err.print(f"[red]error:[/red] no token {token_id}")
-        raise typer.Exit(1)
+        raise NotFound(f"no token {token_id}")
     typer.echo(f"token {token_id} revoked")

@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from warden.cli.context import on_error, out, settings_from
+from warden.errors import ConfigError
+from warden.jobs.purge import plan_purge, run_purge
+from warden.services.factories import lemmy_database, pictrs_admin
+from warden.store.purge_ledger import PurgeLedger
+
 purge_app = typer.Typer(help="Purge media from pict-rs.", no_args_is_help=True)
-out = Console()
 
 
 @purge_app.command("federated")
@@ -36,30 +40,19 @@ def purge_federated(
     ] = False,
 ) -> None:
     """Purge every image that federated in (never a local upload, nor a file one shares); resumable."""
-    from warden.adapters.lemmy_db import LemmyDatabase
-    from warden.adapters.pictrs import PictrsAdmin
-    from warden.cli import settings_from
-    from warden.errors import LemmySchemaError, PictrsError
-    from warden.jobs.purge import plan_purge, run_purge
-    from warden.store.purge_ledger import PurgeLedger
-
     settings = settings_from(ctx)
     fed = settings.federated
     if not fed.lemmy_database_url or not fed.local_hosts:
-        out.print(
-            "[red]error:[/red] set federated.lemmy_database_url and federated.local_hosts first"
-        )
-        raise typer.Exit(2)
-    api_key = settings.pictrs.api_key.get_secret_value() if settings.pictrs.api_key else ""
-    if not api_key:
-        out.print(
-            "[red]error:[/red] set pictrs.api_key: the plan lists pict-rs's files and the"
+        raise ConfigError("set federated.lemmy_database_url and federated.local_hosts first")
+    if not settings.pictrs.api_key:
+        raise ConfigError(
+            "set pictrs.api_key: the plan lists pict-rs's files and the"
             " purge goes through its internal API"
         )
-        raise typer.Exit(2)
-    lemmy = LemmyDatabase(fed.lemmy_database_url)
+    on_error(ctx, hint="resume with the same command")  # the ledger keeps what was done
+    lemmy = lemmy_database(settings)
     ledger = PurgeLedger(settings.data_dir / "purge-federated.sqlite")
-    pictrs = PictrsAdmin(settings.pictrs.url, api_key, timeout_s=settings.pictrs.timeout_s)
+    pictrs = pictrs_admin(settings)
     try:
         if retry_failed:
             out.print(f"{ledger.retry_failed()} failed aliases planned again")
@@ -103,9 +96,6 @@ def purge_federated(
                 protected=plan.protected,
                 on_step=lambda _a, _r: bar.advance(task),
             )
-    except (PictrsError, LemmySchemaError) as exc:
-        out.print(f"[red]stopped:[/red] {exc.message} (resume with the same command)")
-        raise typer.Exit(1) from exc
     finally:
         pictrs.close()
         lemmy.close()
@@ -124,9 +114,6 @@ def purge_federated(
 @purge_app.command("status")
 def purge_status(ctx: typer.Context) -> None:
     """Show the federated purge ledger: how many aliases are in each state."""
-    from warden.cli import settings_from
-    from warden.store.purge_ledger import PurgeLedger
-
     path = settings_from(ctx).data_dir / "purge-federated.sqlite"
     if not path.exists():
         out.print("no federated purge has been planned")

@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from warden.errors import ConfigError, UpstreamError
+from warden.cli.context import on_error, out, settings_from
+from warden.config import Settings
 from warden.membership.gate import read_rulebook
 from warden.membership.requirements import Activity, UserFacts
 from warden.membership.rulebook import lint_warnings
+from warden.services import build_access_gate
+from warden.services.factories import lemmy_client
 
 rules_app = typer.Typer(help="Check account rules and explain decisions.", no_args_is_help=True)
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @rules_app.command("lint")
@@ -30,15 +30,11 @@ def lint(file: Annotated[Path, typer.Argument(help="Rules file (TOML).")]) -> No
 
     A usable file can still be weaker than it looks: warnings (e.g. moderators
     trusted while anyone may create a community) are printed, exit status 0."""
-    try:
-        rulebook = read_rulebook(file)
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-        raise typer.Exit(2) from exc
+    rulebook = read_rulebook(file)
     activities = ", ".join(a.value for a in rulebook.rules.by_activity) or "none"
     out.print(f"{file}: ok (uploads {rulebook.uploads.value}; rules for: {activities})")
     for warning in lint_warnings(rulebook):
-        out.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+        out.print(f"[yellow]warning:[/yellow] {warning}")
 
 
 @rules_app.command("check")
@@ -48,16 +44,10 @@ def check(
     activity: Annotated[Activity, typer.Option("--activity", "-a", help="Activity to judge.")],
 ) -> None:
     """Explain the decision for one user; exit 0 allowed, 1 refused, 2 when it cannot tell."""
-    from warden.cli import settings_from
-    from warden.services import build_access_gate
-
+    on_error(ctx, exit_code=2)  # 1 means "refused": a failure is "cannot tell"
     settings = settings_from(ctx)
-    try:
-        gate = build_access_gate(settings)
-        facts = asyncio.run(_look_up(settings.lemmy.url, settings.lemmy.api, user, ctx))
-    except (ConfigError, UpstreamError) as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-        raise typer.Exit(2) from exc
+    gate = build_access_gate(settings)
+    facts = asyncio.run(_look_up(settings, user))
     judgement, notes = gate.explain(activity, facts)
     now = gate.clock()
     min_age = gate.rules.current().moderator_community_min_age
@@ -78,19 +68,14 @@ def check(
         out.print(f"[green]allowed[/green]: {activity.value}")
         raise typer.Exit(0)
     assert judgement.reason is not None
-    out.print(
-        f"[red]refused[/red] ({judgement.reason.code}): {judgement.reason.message}",
-        soft_wrap=True,
-    )
+    out.print(f"[red]refused[/red] ({judgement.reason.code}): {judgement.reason.message}")
     raise typer.Exit(1)
 
 
-async def _look_up(url: str, api: str, user: str, ctx: typer.Context) -> UserFacts:
-    from warden.adapters.lemmy import build_lemmy
-    from warden.cli import settings_from
-
-    token = settings_from(ctx).lemmy.bot_token
-    lemmy = build_lemmy(url, api)
+async def _look_up(settings: Settings, user: str) -> UserFacts:
+    """The person's facts, asked of Lemmy as the gate would (with the bot token if set)."""
+    token = settings.lemmy.bot_token
+    lemmy = lemmy_client(settings)
     try:
         return await lemmy.person(user, token.get_secret_value() if token else None)
     finally:

@@ -7,17 +7,20 @@ import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-if TYPE_CHECKING:
-    from warden.config import Settings
-    from warden.store.rescan_ledger import RescanLedger
-
-err = Console(stderr=True)
+from warden.cli.context import database, err, on_error, settings_from
+from warden.config import Settings
+from warden.errors import ConfigError, HashListingUnavailable, InputError
+from warden.jobs.rescan import RescanRecorder, RescanResult, StoreSpec, run_rescan
+from warden.jobs.rescan_purge import purge_refused
+from warden.services import build_evidence_store, config_version
+from warden.services.factories import lemmy_database, pictrs_admin
+from warden.store.decisions import DecisionLog
+from warden.store.rescan_ledger import RescanLedger
 
 
 def rescan(
@@ -65,28 +68,17 @@ def rescan(
 ) -> None:
     """Scan every stored image through the gate's scanner and banks, logging decisions and
     preserving evidence as the gate does; exit 1 if any was refused or sent to review."""
-    from warden.cli import settings_from
-    from warden.errors import PictrsError
-    from warden.jobs.rescan import RescanRecorder, RescanResult, StoreSpec, run_rescan
-    from warden.services import build_evidence_store, config_version
-    from warden.store.database import Database
-    from warden.store.decisions import DecisionLog
-    from warden.store.rescan_ledger import RescanLedger
-
+    on_error(ctx, exit_code=2)  # 1 means "refused": a failure is "could not tell"
     if sum((folder is not None, s3_bucket is not None, through_pictrs)) != 1:
-        err.print("[red]error:[/red] give exactly one of --folder, --s3-bucket or --pictrs")
-        raise typer.Exit(2)
+        raise InputError("give exactly one of --folder, --s3-bucket or --pictrs")
     settings = settings_from(ctx)
     if through_pictrs and not settings.pictrs.api_key:
-        err.print("[red]error:[/red] --pictrs needs pictrs.api_key (to list pict-rs's files)")
-        raise typer.Exit(2)
+        raise ConfigError("--pictrs needs pictrs.api_key (to list pict-rs's files)")
     if purge and not settings.pictrs.api_key:
-        err.print("[red]error:[/red] --purge needs pictrs.api_key (pict-rs's internal API)")
-        raise typer.Exit(2)
-    database = Database(settings.database_url)
-    database.upgrade()
+        raise ConfigError("--purge needs pictrs.api_key (pict-rs's internal API)")
+    db = database(ctx)
     recorder = RescanRecorder(
-        DecisionLog(database), build_evidence_store(settings), config_version(settings)
+        DecisionLog(db), build_evidence_store(settings), config_version(settings)
     )
     spec = StoreSpec(
         folder=str(folder.resolve()) if folder else None,
@@ -97,29 +89,30 @@ def rescan(
     )
     tag = hashlib.sha256(spec.describe().encode()).hexdigest()[:12]
     ledger = RescanLedger(settings.data_dir / f"rescan-{tag}.sqlite")
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("rescanning"),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[last]}"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not err.is_terminal,
-    ) as bar:
-        task = bar.add_task("rescan", total=None, last="")
+    try:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("rescanning"),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[last]}"),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not err.is_terminal,
+        ) as bar:
+            task = bar.add_task("rescan", total=None, last="")
 
-        def on_result(result: RescanResult) -> None:
-            bar.update(task, advance=1, last=result.decision)
-            if as_json:
-                row = {
-                    "key": result.key,
-                    "decision": result.decision,
-                    "reasons": list(result.reasons),
-                    "sha256": result.sha256,
-                }
-                sys.stdout.write(json.dumps(row) + "\n")
+            def on_result(result: RescanResult) -> None:
+                bar.update(task, advance=1, last=result.decision)
+                if as_json:
+                    row = {
+                        "key": result.key,
+                        "decision": result.decision,
+                        "reasons": list(result.reasons),
+                        "sha256": result.sha256,
+                    }
+                    sys.stdout.write(json.dumps(row) + "\n")
 
-        try:
+            # listing through pict-rs fails on 0.4, a wrong key, or when unreachable
             counts = run_rescan(
                 settings,
                 spec,
@@ -129,29 +122,21 @@ def rescan(
                 recorder=recorder,
                 on_result=on_result,
             )
-        except PictrsError as exc:  # listing through pict-rs: 0.4, a wrong key, unreachable
-            ledger.close()
-            database.dispose()
-            err.print(f"[red]error:[/red] {exc.message}")
-            raise typer.Exit(2) from exc
-        except BaseException:
-            ledger.close()
-            database.dispose()
-            raise
-    total = ledger.summary()
-    err.print(
-        f"this run: {counts or 'nothing new'}; all scans of {spec.describe()}: {total}; ledger {ledger.path}"
-    )
-    if recorder.evidence_errors:
+        total = ledger.summary()
         err.print(
-            f"[red]EVIDENCE NOT PRESERVED for {recorder.evidence_errors} refused objects[/red]"
+            f"this run: {counts or 'nothing new'}; all scans of {spec.describe()}: {total};"
+            f" ledger {ledger.path}"
         )
-    try:
+        if recorder.evidence_errors:
+            err.print(
+                f"[red]EVIDENCE NOT PRESERVED for {recorder.evidence_errors} refused objects[/red]"
+            )
         if purge:
+            on_error(ctx, hint="purge stopped; resume with the same command")
             _purge(settings, ledger, yes=yes, rate=rate)
     finally:
         ledger.close()
-        database.dispose()
+        db.dispose()
     if total.get("reject") or total.get("review"):
         raise typer.Exit(1)
 
@@ -162,10 +147,6 @@ def _purge(settings: Settings, ledger: RescanLedger, *, yes: bool, rate: float |
     pict-rs 0.5 lists its files (`/internal/hashes`): keys map by SHA-256, no
     Lemmy database needed. pict-rs 0.4 cannot: then every alias Lemmy knows is
     turned into its storage identifier (needs federated.lemmy_database_url)."""
-    from warden.adapters.pictrs import PictrsAdmin
-    from warden.errors import HashListingUnavailable, PictrsError
-    from warden.jobs.rescan_purge import purge_refused
-
     refused = ledger.refused_unpurged()
     if not refused:
         err.print("nothing refused left to purge")
@@ -175,32 +156,23 @@ def _purge(settings: Settings, ledger: RescanLedger, *, yes: bool, rate: float |
     ):
         raise typer.Exit(1)
     fed = settings.federated
-    assert settings.pictrs.api_key
-    try:
-        with PictrsAdmin(
-            settings.pictrs.url,
-            settings.pictrs.api_key.get_secret_value(),
-            timeout_s=settings.pictrs.timeout_s,
-        ) as pictrs:
-            by_sha256: dict[str, str] = {}
-            aliases: Iterable[str] = ()
-            try:
-                for stored in pictrs.stored_files():
-                    if stored.aliases:
-                        by_sha256.setdefault(stored.sha256, stored.aliases[0])
-            except HashListingUnavailable as exc:
-                err.print(f"[yellow]note:[/yellow] {exc.message}")
-                aliases = _lemmy_aliases(settings)
-            report = purge_refused(
-                ledger,
-                pictrs,
-                aliases,
-                by_sha256=by_sha256,
-                rate=fed.purge_rate if rate is None else rate,
-            )
-    except PictrsError as exc:
-        err.print(f"[red]purge stopped:[/red] {exc.message} (resume with the same command)")
-        raise typer.Exit(1) from exc
+    with pictrs_admin(settings) as pictrs:
+        by_sha256: dict[str, str] = {}
+        aliases: Iterable[str] = ()
+        try:
+            for stored in pictrs.stored_files():
+                if stored.aliases:
+                    by_sha256.setdefault(stored.sha256, stored.aliases[0])
+        except HashListingUnavailable as exc:  # pict-rs 0.4: Lemmy's aliases instead
+            err.print(f"[yellow]note:[/yellow] {exc.message}")
+            aliases = _lemmy_aliases(settings)
+        report = purge_refused(
+            ledger,
+            pictrs,
+            aliases,
+            by_sha256=by_sha256,
+            rate=fed.purge_rate if rate is None else rate,
+        )
     err.print(
         f"refused {report.refused:,}: purged {report.purged:,}, already gone"
         f" {report.already_gone:,}, failed {report.failed:,}, no alias found {report.unmapped:,};"
@@ -212,21 +184,14 @@ def _purge(settings: Settings, ledger: RescanLedger, *, yes: bool, rate: float |
 
 def _lemmy_aliases(settings: Settings) -> list[str]:
     """Every alias Lemmy's database knows (pict-rs 0.4, which cannot list its files)."""
-    from warden.adapters.lemmy_db import LemmyDatabase
-    from warden.errors import LemmySchemaError
-
     fed = settings.federated
     if not fed.lemmy_database_url:
-        err.print(
-            "[red]error:[/red] pict-rs 0.4 cannot list its files: set"
-            " federated.lemmy_database_url so the aliases Lemmy knows can be mapped"
+        raise ConfigError(
+            "pict-rs 0.4 cannot list its files: set federated.lemmy_database_url"
+            " so the aliases Lemmy knows can be mapped"
         )
-        raise typer.Exit(2)
-    lemmy = LemmyDatabase(fed.lemmy_database_url)
+    lemmy = lemmy_database(settings)
     try:
         return sorted(lemmy.known_aliases(fed.local_hosts))
-    except LemmySchemaError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(2) from exc
     finally:
         lemmy.close()

@@ -10,6 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from warden.cli.context import on_error, settings_from
+from warden.jobs.doctor import OK, PROBLEM, diagnose
+
+wide = Console(width=160)
+"""The findings table: 160 columns even when piped, so fixes stay on few lines."""
+
 
 def doctor(
     ctx: typer.Context,
@@ -24,9 +30,7 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON list.")] = False,
 ) -> None:
     """Check pict-rs, Lemmy, nginx and Warden's own settings; exit 1 on any problem."""
-    from warden.cli import settings_from
-    from warden.jobs.doctor import OK, PROBLEM, diagnose
-
+    on_error(ctx, exit_code=2)  # 1 means "a problem was found": a failure is "could not tell"
     if pictrs_config is not None and not pictrs_config.is_file():
         raise typer.BadParameter(f"{pictrs_config} is not a file", param_hint="--pictrs-config")
     findings = diagnose(
@@ -39,6 +43,6 @@ def doctor(
         marks = {OK: "[green]ok[/green]", PROBLEM: "[red]problem[/red]"}
         for f in findings:
             table.add_row(f.check, marks.get(f.status, "[yellow]info[/yellow]"), f.detail, f.fix)
-        Console(width=160).print(table)
+        wide.print(table)
     if any(f.status == PROBLEM for f in findings):
         raise typer.Exit(1)

@@ -6,10 +6,9 @@ import os
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,12 +19,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from warden.errors import LabelsFileError
-
-if TYPE_CHECKING:
-    from warden.jobs.evaluate import Record
-
-err = Console(stderr=True)
+from warden.cli.context import err, on_error, out, settings_from
+from warden.errors import InputError, ModelUnavailable
+from warden.jobs import evaluate as ev
+from warden.jobs.evaluate import THRESHOLDS, Record
+from warden.jobs.scan import iter_files
+from warden.services import build_scanner
 
 Expect = Literal["accept", "review", "reject"]
 
@@ -56,30 +55,20 @@ def evaluate(
 
     Rates per threshold need expectations: --expect for every file, --labels for a
     CSV, or sub-folders named accept, review and reject."""
-    from warden.cli import settings_from
-    from warden.jobs import evaluate as ev
-    from warden.jobs.scan import iter_files
-    from warden.services import build_scanner
-
+    on_error(ctx, exit_code=2)  # whatever stops it, nothing was measured
     if not folder.is_dir():
-        err.print(f"[red]error:[/red] {folder} is not a folder")
-        raise typer.Exit(2)
+        raise InputError(f"{folder} is not a folder")
     if plot is not None and plot.suffix.lower() not in (".svg", ".png"):
-        err.print(f"[red]error:[/red] --plot must end in .svg or .png, not {plot.name!r}")
-        raise typer.Exit(2)
-    try:
-        expected = ev.read_labels(labels, folder) if labels else {}
-    except LabelsFileError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise InputError(f"--plot must end in .svg or .png, not {plot.name!r}")
+    expected = ev.read_labels(labels, folder) if labels else {}
     settings = settings_from(ctx)
     if settings.model.threads == 0:
         settings = settings.model_copy(deep=True)
         settings.model.threads = max(1, (os.cpu_count() or 1) // workers)
     scanner = build_scanner(settings, decode_workers=workers)
     if scanner.classifier is None:
-        err.print(f"[red]error:[/red] no classifier: {scanner._classifier_error}")
-        raise typer.Exit(2)
+        scanner.close()
+        raise ModelUnavailable(f"no classifier: {scanner._classifier_error}")
     total = sum(1 for _ in iter_files([folder], True))
     records: list[Record] = []
     try:
@@ -102,9 +91,7 @@ def evaluate(
     finally:
         scanner.close()
     if not records:
-        err.print(f"[red]error:[/red] no files in {folder}")
-        raise typer.Exit(2)
-    out = Console()
+        raise InputError(f"no files in {folder}")
     out.print(_summary(records))
     refused = [r for r in records if r.refused or r.decision == "error"]
     if refused:
@@ -166,8 +153,6 @@ def _refusals(records: list[Record], root: Path) -> Table:
 def _thresholds(
     group: str, rows: dict[str, list[float]], configured: Mapping[str, object]
 ) -> Table:
-    from warden.jobs.evaluate import THRESHOLDS
-
     what = (
         "false-refusal rate by threshold (files expected to pass)"
         if group == "ordinary"

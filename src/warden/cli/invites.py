@@ -3,59 +3,38 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-if TYPE_CHECKING:
-    from warden.adapters.lemmy.client import LemmyApi
-    from warden.config import Settings
-    from warden.membership.invites import Account, TreeNode
-    from warden.store.invites import InviteStore
+from warden.adapters.lemmy import LemmyApi
+from warden.cli.context import bot_token, database, me, out, settings_from
+from warden.errors import InputError, NotFound
+from warden.jobs.invites import InviteWorker, subtree
+from warden.jobs.invites import ban_subtree as ban_all
+from warden.membership.gate import utc_now
+from warden.membership.invites import Account, Rights, TreeNode
+from warden.services.factories import invite_store, lemmy_client
+from warden.store.invites import InviteStore
 
 invites_app = typer.Typer(
     help="Invites: the tree, bans of whole subtrees, balances and rights.", no_args_is_help=True
 )
-out = Console()
 REASON = Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")]
 USER = Annotated[str, typer.Argument(help="Lemmy user name (or person id).")]
 
 
-def _settings(ctx: typer.Context) -> Settings:
-    from warden.cli import settings_from
-
-    return settings_from(ctx)
-
-
 def _store(ctx: typer.Context) -> InviteStore:
-    from warden.store.database import Database
-    from warden.store.invites import InviteStore
-
-    settings = _settings(ctx)
-    db = Database(settings.database_url)
-    db.upgrade()
-    return InviteStore(db, settings.invites.policy())
+    return invite_store(settings_from(ctx), database(ctx))
 
 
-def _lemmy(settings: Settings) -> tuple[LemmyApi, str]:
-    from warden.adapters.lemmy import build_lemmy
-
-    if settings.lemmy.bot_token is None:
-        out.print("[red]error:[/red] set lemmy.bot_token (an admin account's token) first")
-        raise typer.Exit(2)
-    lemmy = build_lemmy(settings.lemmy.url, settings.lemmy.api, timeout_s=settings.lemmy.timeout_s)
-    return lemmy, settings.lemmy.bot_token.get_secret_value()
-
-
-def _me() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "admin"
+def _lemmy(ctx: typer.Context) -> tuple[LemmyApi, str]:
+    """A Lemmy client and the bot token it acts with (ConfigError when none is set)."""
+    settings = settings_from(ctx)
+    token = bot_token(settings)
+    return lemmy_client(settings), token
 
 
 def _person(ctx: typer.Context, store: InviteStore, who: str) -> tuple[int, str]:
@@ -63,8 +42,7 @@ def _person(ctx: typer.Context, store: InviteStore, who: str) -> tuple[int, str]
     account = store.find(who)
     if account is not None:
         return account.person_id, account.name
-    settings = _settings(ctx)
-    lemmy, token = _lemmy(settings)
+    lemmy, token = _lemmy(ctx)
 
     async def ask() -> tuple[int, str]:
         try:
@@ -73,13 +51,7 @@ def _person(ctx: typer.Context, store: InviteStore, who: str) -> tuple[int, str]
             await lemmy.http.aclose()
         return facts.person_id, facts.name
 
-    from warden.errors import UpstreamError
-
-    try:
-        return asyncio.run(ask())
-    except UpstreamError as exc:
-        out.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from exc
+    return asyncio.run(ask())
 
 
 def _label(node: TreeNode) -> str:
@@ -127,12 +99,8 @@ def ban_subtree(
     ] = False,
 ) -> None:
     """Ban a user and everyone they invited, recursively, through Lemmy (for spambot waves)."""
-    from warden.jobs.invites import ban_subtree as run
-    from warden.jobs.invites import subtree
-
     if not reason.strip():
-        out.print("[red]error:[/red] --reason is required (it goes to Lemmy's modlog)")
-        raise typer.Exit(2)
+        raise InputError("--reason is required (it goes to Lemmy's modlog)")
     store = _store(ctx)
     root_id, root_name = _person(ctx, store, user)
     nodes = subtree(store, root_id) or []
@@ -149,13 +117,12 @@ def ban_subtree(
         return
     if not yes and not typer.confirm(f"Ban these {len(todo)} accounts on Lemmy?"):
         raise typer.Exit(1)
-    settings = _settings(ctx)
-    lemmy, token = _lemmy(settings)
+    lemmy, token = _lemmy(ctx)
 
     async def go() -> tuple[list[TreeNode], list[str]]:
         try:
-            return await run(
-                store, lemmy, token, root_id, reason, actor=_me(), remove_data=remove_data
+            return await ban_all(
+                store, lemmy, token, root_id, reason, actor=me(), remove_data=remove_data
             )
         finally:
             await lemmy.http.aclose()
@@ -183,13 +150,10 @@ def _show(account: Account) -> None:
 @invites_app.command("balance")
 def balance(ctx: typer.Context, user: USER) -> None:
     """A user's balance, rights, strikes, codes and invitees."""
-    from warden.membership.gate import utc_now
-
     store = _store(ctx)
     account = store.find(user)
     if account is None:
-        out.print(f"{user} has no invite account yet (it is made on first use)")
-        raise typer.Exit(1)
+        raise NotFound(f"{user} has no invite account yet (it is made on first use)")
     _show(account)
     now = utc_now()
     for invite in store.invites_of(account.person_id):
@@ -210,27 +174,23 @@ def grant(
     """Add invites to a user's balance."""
     store = _store(ctx)
     pid, name = _person(ctx, store, user)
-    _show(store.grant(pid, name, count, _me(), reason))
+    _show(store.grant(pid, name, count, me(), reason))
 
 
 @invites_app.command("revoke-rights")
 def revoke_rights(ctx: typer.Context, user: USER, reason: REASON = "") -> None:
     """Take away a user's right to invite (recorded with the reason)."""
-    from warden.membership.invites import Rights
-
     store = _store(ctx)
     pid, name = _person(ctx, store, user)
-    _show(store.set_rights(pid, name, Rights.REVOKED, _me(), reason))
+    _show(store.set_rights(pid, name, Rights.REVOKED, me(), reason))
 
 
 @invites_app.command("restore-rights")
 def restore_rights(ctx: typer.Context, user: USER, reason: REASON = "") -> None:
     """Give a user back the right to invite (and clear a suspension or review flag)."""
-    from warden.membership.invites import Rights
-
     store = _store(ctx)
     pid, name = _person(ctx, store, user)
-    _show(store.set_rights(pid, name, Rights.ACTIVE, _me(), reason))
+    _show(store.set_rights(pid, name, Rights.ACTIVE, me(), reason))
 
 
 @invites_app.command("review")
@@ -268,11 +228,9 @@ def worker(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
 ) -> None:
     """Run the application/ban/tree worker (`warden serve` runs it too when invites are on)."""
-    from warden.jobs.invites import InviteWorker
-
-    settings = _settings(ctx)
+    settings = settings_from(ctx)
     store = _store(ctx)
-    lemmy, token = _lemmy(settings)
+    lemmy, token = _lemmy(ctx)
     job = InviteWorker(store, lemmy, token, settings.invites)
 
     async def go() -> None:

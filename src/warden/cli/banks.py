@@ -1,0 +1,308 @@
+"""`warden hashes`: hash banks from the command line (`warden flag` is cli/flag.py).
+
+Changes land in the database; every running `warden serve` picks them up within
+`banks.refresh_s` seconds, no restart.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from warden.adapters import hash_exchange
+from warden.cli.context import database, me, on_error, out, settings_from
+from warden.domain.banks import (
+    DEFAULT_MIN_QUALITY,
+    DEFAULT_PDQ_THRESHOLD,
+    BankAction,
+    BankKind,
+)
+from warden.domain.signals import signal_type
+from warden.domain.verdict import FrameHash
+from warden.errors import HashFileError
+from warden.jobs.flag import resolve
+from warden.media.matcher import BankMatcher
+from warden.services.bank_sync import bank_sync
+from warden.services.factories import bank_store
+from warden.store.bank_import import IMPORT_CHUNK, NewEntry
+from warden.store.banks import BankStore
+from warden.store.decisions import DecisionLog
+
+hashes_app = typer.Typer(
+    help="Hash banks: known media matched before the classifier runs.", no_args_is_help=True
+)
+banks_app = typer.Typer(help="List, create, change and delete banks.")
+hashes_app.add_typer(banks_app, name="banks")
+
+BY = Annotated[str, typer.Option("--by", help="Who is doing this (kept as provenance).")]
+REASON = Annotated[str, typer.Option("--reason", help="Why (kept as provenance).")]
+
+
+@hashes_app.callback()
+def _hashes(ctx: typer.Context) -> None:
+    """Hash banks: known media matched before the classifier runs."""
+    on_error(ctx, exit_code=1)  # every refusal here, bad input included, exits 1 (as always)
+
+
+def _store(ctx: typer.Context) -> BankStore:
+    return bank_store(database(ctx))
+
+
+@banks_app.callback(invoke_without_command=True)
+def banks(ctx: typer.Context) -> None:
+    """Every bank: kind, action, csam flag, threshold, minimum quality, entries."""
+    if ctx.invoked_subcommand is not None:
+        return
+    table = Table("bank", "kind", "action", "csam", "threshold", "min quality", "entries")
+    for bank, count in _store(ctx).banks():
+        pdq = not signal_type(bank.kind.value).exact  # a threshold means something
+        table.add_row(
+            bank.name,
+            bank.kind.value,
+            bank.action.value,
+            "yes" if bank.csam else "",
+            str(bank.pdq_threshold) if pdq else "-",
+            str(bank.min_quality) if pdq else "-",
+            f"{count:,}",
+        )
+    out.print(table)
+
+
+@banks_app.command("create")
+def create_bank(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Bank name (lower case, digits, . _ -).")],
+    kind: Annotated[BankKind, typer.Option(help="pdq (near duplicates) or sha256 (exact).")],
+    action: Annotated[BankAction, typer.Option(help="What a match does.")] = BankAction.REJECT,
+    csam: Annotated[
+        bool, typer.Option("--csam", help="Matches are preserved as evidence, never shown.")
+    ] = False,
+    threshold: Annotated[
+        int, typer.Option(help="PDQ: most differing bits for a match.")
+    ] = DEFAULT_PDQ_THRESHOLD,
+    min_quality: Annotated[
+        int, typer.Option(help="PDQ: frames below this quality are not matched.")
+    ] = DEFAULT_MIN_QUALITY,
+    description: Annotated[str, typer.Option(help="Where the list comes from.")] = "",
+) -> None:
+    """Create a bank."""
+    bank = _store(ctx).create_bank(
+        name,
+        kind,
+        action=action,
+        csam=csam,
+        pdq_threshold=threshold,
+        min_quality=min_quality,
+        description=description,
+    )
+    typer.echo(f"bank {bank.name} created ({bank.kind.value}, {bank.action.value})")
+
+
+@banks_app.command("update")
+def update_bank(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Bank name.")],
+    action: Annotated[BankAction | None, typer.Option(help="What a match does.")] = None,
+    csam: Annotated[bool | None, typer.Option("--csam/--not-csam", help="CSAM flag.")] = None,
+    threshold: Annotated[int | None, typer.Option(help="PDQ distance threshold.")] = None,
+    min_quality: Annotated[int | None, typer.Option(help="PDQ minimum quality.")] = None,
+    description: Annotated[str | None, typer.Option(help="Description.")] = None,
+) -> None:
+    """Change a bank's action, flag, threshold or description."""
+    bank = _store(ctx).update_bank(
+        name,
+        action=action,
+        csam=csam,
+        pdq_threshold=threshold,
+        min_quality=min_quality,
+        description=description,
+    )
+    typer.echo(f"bank {bank.name}: {bank.action.value}, threshold {bank.pdq_threshold}")
+
+
+@banks_app.command("delete")
+def delete_bank(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Bank name.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+) -> None:
+    """Delete a bank and all its entries (export it first to keep them)."""
+    if not yes:
+        typer.confirm(f"Delete bank {name} and every entry in it?", abort=True)
+    count = _store(ctx).delete_bank(name)
+    typer.echo(f"bank {name} deleted with {count:,} entries")
+
+
+@hashes_app.command("add")
+def add(
+    ctx: typer.Context,
+    bank: Annotated[str, typer.Argument(help="Bank name.")],
+    hashes: Annotated[list[str], typer.Argument(help="Hex hashes, or image files to hash.")],
+    reason: REASON = "",
+    by: BY = "",
+) -> None:
+    """Add hashes (or the hashes of image files) to a bank."""
+    store = _store(ctx)
+    kind = store.bank(bank).kind
+    values: list[str] = []
+    for item in hashes:
+        if Path(item).is_file():
+            target = resolve(item, settings_from(ctx), DecisionLog(store.db))
+            if signal_type(kind.value).exact and target.sha256:
+                values.append(target.sha256)
+            else:
+                values.extend(f.pdq for f in target.frames)
+        else:
+            values.append(item)
+    result = store.add(bank, [NewEntry(v, "warden hashes add", by or me(), reason) for v in values])
+    typer.echo(
+        f"{bank}: {result.added} added, {result.reactivated} restored, "
+        f"{result.existing} already there"
+    )
+
+
+@hashes_app.command("remove")
+def remove(
+    ctx: typer.Context,
+    bank: Annotated[str, typer.Argument(help="Bank name.")],
+    hashes: Annotated[list[str], typer.Argument(help="Hex hashes or entry ids.")],
+    reason: REASON = "",
+    by: BY = "",
+) -> None:
+    """Remove entries (they are kept, marked removed, for the record)."""
+    n = _store(ctx).remove(bank, hashes, by=by or me(), reason=reason)
+    typer.echo(f"{bank}: {n} removed")
+
+
+@hashes_app.command("list")
+def list_entries(
+    ctx: typer.Context,
+    bank: Annotated[str, typer.Argument(help="Bank name.")],
+    limit: Annotated[int, typer.Option(help="Most entries shown.")] = 50,
+    removed: Annotated[bool, typer.Option("--removed", help="Include removed entries.")] = False,
+) -> None:
+    """A bank's entries with their provenance (source, who, why, when)."""
+    table = Table("id", "hash", "source", "by", "reason", "added")
+    for e in _store(ctx).entries(bank, limit=limit, include_removed=removed):
+        when = e.created_at.strftime("%Y-%m-%d %H:%M") if e.created_at else ""
+        table.add_row(str(e.id), e.value, e.source, e.added_by, e.reason, when)
+    out.print(table)
+
+
+@hashes_app.command("import")
+def import_file(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Hash list ('-' for standard input).")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or te (ThreatExchange).")] = "csv",
+    bank: Annotated[
+        str | None, typer.Option(help="Bank for lines that name none (te: every line).")
+    ] = None,
+    kind: Annotated[BankKind | None, typer.Option(help="te: kind of bare-hash lines.")] = None,
+    reason: REASON = "",
+    by: BY = "",
+) -> None:
+    """Import a hash list into banks (created beforehand with `hashes banks create`)."""
+    store = _store(ctx)
+    stats = hash_exchange.ReadStats()
+    source = f"import {file.name}"
+    totals: dict[str, list[int]] = {}
+    pending: dict[str, list[NewEntry]] = {}
+    who = by or me()  # once: me() asks the system for the user name
+
+    def flush(name: str) -> None:
+        result = store.add(name, pending.pop(name))
+        t = totals.setdefault(name, [0, 0, 0])
+        t[0] += result.added
+        t[1] += result.reactivated
+        t[2] += result.existing
+
+    try:
+        stream: Any = sys.stdin if str(file) == "-" else file.open(encoding="utf-8")
+        with stream, _progress() as progress:
+            task = progress.add_task(f"importing {file.name}", total=None)
+            for line in hash_exchange.read(stream, fmt, kind=kind, stats=stats):
+                name = line.bank or bank
+                if name is None:
+                    raise HashFileError(f"line {line.line}: names no bank; pass --bank")
+                entry = NewEntry(line.value, source, who, line.note or reason)
+                rows = pending.setdefault(name, [])
+                rows.append(entry)
+                if len(rows) >= IMPORT_CHUNK:  # one transaction per chunk (store/bank_import.py)
+                    flush(name)
+                    progress.advance(task, IMPORT_CHUNK)
+    finally:
+        for name in list(pending):  # what was read (before a bad line, too) is kept
+            flush(name)
+    for name, (added, restored, existing) in totals.items():
+        typer.echo(f"{name}: {added:,} added, {restored:,} restored, {existing:,} already there")
+    for skipped_type, n in stats.skipped.items():
+        typer.echo(f"skipped {n:,} {skipped_type} signals (not an image hash Warden matches)")
+
+
+@hashes_app.command("export")
+def export(
+    ctx: typer.Context,
+    bank: Annotated[str, typer.Argument(help="Bank name.")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or te (ThreatExchange).")] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="File (default: stdout).")
+    ] = None,
+) -> None:
+    """Export a bank's live entries as a hash list."""
+    entries = _store(ctx).entries(bank)
+    if output is None:
+        n = hash_exchange.write(sys.stdout, fmt, entries)
+    else:
+        with output.open("w", encoding="utf-8") as fh:
+            n = hash_exchange.write(fh, fmt, entries)
+    if output is not None:
+        typer.echo(f"{n:,} entries written to {output}")
+
+
+@hashes_app.command("match")
+def match(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="Image file, PDQ hex, or SHA-256 hex.")],
+) -> None:
+    """Which bank entries an image or hash matches (exit 1 when any)."""
+    settings = settings_from(ctx)
+    store = _store(ctx)
+    matcher = BankMatcher()
+    bank_sync(settings, store, matcher, warm=False).load()  # one query: no compiled kernel
+    if Path(target).is_file():
+        t = resolve(target, settings, DecisionLog(store.db))
+        sha, frames = t.sha256 or "", t.frames
+    else:
+        value = target.strip().lower()
+        sha, frames = value, (FrameHash(0, value, 100),)
+    found = matcher.match(sha, frames)
+    if not found:
+        typer.echo("no match")
+        return
+    table = Table("bank", "action", "entry", "distance", "frame", "variant")
+    for m in found:
+        table.add_row(
+            m.bank.name,
+            m.bank.action.value,
+            str(m.entry_id),
+            str(m.distance),
+            str(m.frame),
+            m.variant,
+        )
+    out.print(table)
+    raise typer.Exit(1)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,} lines"),
+        TimeElapsedColumn(),
+        transient=True,
+    )
