@@ -10,9 +10,10 @@ import numpy as np
 import pdqhash
 import pytest
 from PIL import Image, ImageDraw, ImageFont, ImageOps
+from skimage import data as photos
 
 from tests.conftest import gradient
-from warden.media import hashing, keypoints, variants
+from warden.media import hashing, keypoints, pdq_hasher, variants
 from warden.media.decode import DecodeLimits, Frame, decode
 
 
@@ -83,6 +84,93 @@ def test_dihedral_variants_find_every_rotation_and_flip(shared_dir):
         if hashing.hamming(hashing.pdq(Image.open(p).convert("RGB")).hex, variants[0]) > 31
     ]
     assert len(misses) >= 5
+
+
+# -- the compiled PDQ (media/pdq_hasher.py) against pdqhash, bit for bit ----------------
+
+
+def _photos() -> list[Image.Image]:
+    names = ("astronaut", "chelsea", "coffee", "rocket", "camera", "hubble_deep_field")
+    return [Image.fromarray(getattr(photos, n)()) for n in names]
+
+
+def _bank_of_pictures() -> list[Image.Image]:
+    """Photos at the scanner's sizes, camera sizes, powers of two, tiny, thin and odd
+    sizes (every Jarosz window from 1 up, decimation sampling rows twice below 64 px,
+    64 x 64 where the single hash skips the filter), noise, flat and near-flat pictures,
+    and grey, RGBA and palette modes."""
+    rng = np.random.default_rng(12)
+    sizes = (
+        (640, 480), (800, 600), (1024, 683), (1024, 1024), (2048, 1536), (64, 64),
+        (65, 63), (5, 5), (5, 400), (400, 5), (7, 9), (127, 129), (128, 128), (333, 211),
+    )  # fmt: skip
+    out = [photo.convert("RGB").resize(size) for photo in _photos() for size in sizes[:6]]
+    out += [_photos()[i % 6].convert("RGB").resize(size) for i, size in enumerate(sizes[6:])]
+    out += [
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        for h, w in ((480, 640), (31, 97), (64, 64))
+    ]
+    out += [
+        Image.new("RGB", size, colour)
+        for size, colour in (
+            ((300, 200), (128, 128, 128)),
+            ((64, 64), (0, 0, 0)),
+            ((513, 257), (255, 255, 255)),
+        )
+    ]
+    near_flat = np.full((240, 320, 3), 100, np.uint8) + rng.integers(
+        0, 2, (240, 320, 3), dtype=np.uint8
+    )
+    out.append(Image.fromarray(near_flat))
+    photo = _photos()[1].resize((500, 333))
+    out += [
+        photo.convert("L"),
+        photo.convert("RGBA"),
+        photo.convert("P"),
+        photo.convert("LA"),
+        photo.convert("CMYK"),
+    ]
+    out.append(Image.fromarray(rng.integers(0, 256, (200, 300), dtype=np.uint8), "L"))
+    return out
+
+
+def _reference_hex(bits: object) -> str:
+    return hashing.bits_to_hex(np.asarray(bits))
+
+
+def test_compiled_pdq_is_pdqhash_bit_for_bit_on_every_kind_of_picture():
+    pictures = _bank_of_pictures()
+    assert len(pictures) > 50
+    for picture in pictures:
+        rgb = np.asarray(picture.convert("RGB"))
+        what = f"{picture.mode} {picture.size}"
+        bits, quality = pdqhash.compute(rgb)
+        ours = hashing.pdq(picture)
+        assert (ours.hex, ours.quality) == (_reference_hex(bits), quality), what
+        all_bits, quality = pdqhash.compute_dihedral(rgb)
+        dihedral = hashing.pdq_dihedral(picture)
+        assert [h.hex for h in dihedral] == [_reference_hex(b) for b in all_bits], what
+        assert {h.quality for h in dihedral} == {quality}, what
+
+
+def test_compiled_pdq_takes_any_strides_and_refuses_what_is_not_rgb_bytes():
+    rgb = np.asarray(_photos()[0].resize((300, 200)))
+    for view in (rgb[::2, ::3], rgb[:, ::-1], np.asfortranarray(rgb), rgb[10:150, 20:260]):
+        bits, quality = pdqhash.compute(np.ascontiguousarray(view))
+        packed, ours = pdq_hasher.compute(view)
+        assert (packed.hex(), ours) == (_reference_hex(bits), quality)
+    for bad in (rgb.astype(np.float32), rgb[..., 0], np.zeros((10, 10, 4), np.uint8)):
+        with pytest.raises(ValueError, match="uint8"):
+            pdq_hasher.compute(bad)
+
+
+def test_tiny_pictures_get_the_zero_hash_as_in_the_reference():
+    for size in ((4, 4), (4, 100), (100, 4), (1, 1)):
+        rgb = np.asarray(Image.new("RGB", size, (200, 10, 10)))
+        bits, quality = pdqhash.compute(rgb)
+        assert (
+            (hashing.pdq_of_pixels(rgb).hex, 0) == (_reference_hex(bits), quality) == ("0" * 64, 0)
+        )
 
 
 # -- Warden's own extra hashes (media/variants.py) and keypoints -----------------------

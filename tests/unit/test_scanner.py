@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pdqhash
 import pytest
 from PIL import Image
 
@@ -11,6 +13,7 @@ from tests.conftest import encode, gradient
 from warden.config import LabelThreshold, load_settings
 from warden.domain.policy import FailMode
 from warden.domain.verdict import Decision
+from warden.media import hashing
 from warden.media.classify import NUDENET_LABELS, NudeNetClassifier
 from warden.media.pipeline import ScanContext
 from warden.services import build_scanner
@@ -66,6 +69,32 @@ def test_verdict_carries_hashes_media_and_timings(settings, classifier):
     assert verdict.pdq is not None and len(verdict.pdq) == 64
     assert verdict.media is not None and verdict.media.format == "png"
     assert {"decode", "hash", "classify", "total"} <= set(verdict.timings)
+
+
+def test_frame_hashes_from_the_decoder_processes_are_pdqhash_bit_for_bit(settings, ordinary_images):
+    """The service hashes each frame straight from the decoder's shared memory with the
+    compiled hasher: every plain hash and its seven variants are pdqhash's on the very
+    pixels the scanner decoded (RGB, grey and palette files, an animation)."""
+    assert settings.media.isolation == "process"
+    scanner = build_scanner(settings, classifier=None)
+    photos = list(ordinary_images.values())
+    animation = __import__("io").BytesIO()
+    frames = [photos[i % len(photos)].convert("RGB").quantize(256) for i in range(4)]
+    frames[0].save(animation, "GIF", save_all=True, append_images=frames[1:], duration=40)
+    files = [encode(img) for img in photos]
+    files += [encode(photos[0].convert("L"), "PNG"), encode(photos[1].convert("P"), "PNG")]
+    files.append(animation.getvalue())
+    try:
+        for data in files:
+            item = scanner.prepare(data, ScanContext())
+            assert item.decoded is not None and len(item.frames) == len(item.images) > 0
+            for frame, image in zip(item.frames, item.images, strict=True):
+                bits, quality = pdqhash.compute_dihedral(np.asarray(image.convert("RGB")))
+                expected = [hashing.bits_to_hex(b) for b in bits]
+                assert [frame.pdq, *frame.variants] == expected
+                assert frame.quality == quality
+    finally:
+        scanner.close()
 
 
 def test_animated_gif_scores_every_sampled_frame(settings, classifier, astronaut):

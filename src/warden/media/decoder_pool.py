@@ -110,6 +110,11 @@ class _Worker:
         child.close()
         self.ready = False
         self.shared: mmap.mmap | None = None
+        # the pool's close() and a request thread that outlived its deadline may both
+        # kill the same worker: the pipe must be closed once (a second os.close of
+        # its number is EBADF, or worse, closes a descriptor reused since)
+        self._kill_lock = threading.Lock()
+        self._killed = False
 
     def wait_ready(self, timeout: float) -> None:
         if self.ready:
@@ -167,6 +172,10 @@ class _Worker:
         return ScanError(f"the decoder process {what}")
 
     def kill(self) -> None:
+        with self._kill_lock:
+            if self._killed:
+                return
+            self._killed = True
         if self.process.is_alive():
             self.process.kill()
         self.process.join(5.0)

@@ -29,7 +29,6 @@ from multiprocessing.connection import Connection
 
 from warden.errors import MediaError
 from warden.media import decode as decoding
-from warden.media.analysis import analyse
 from warden.media.frame_transport import SHARED_BYTES, put_frames
 
 _MIB = 1024 * 1024
@@ -66,14 +65,16 @@ def _keep_heap() -> None:
 
 
 def _warm_up() -> None:
-    """Load every plugin and run decode and PDQ once, so the first real file is fast."""
+    """Load every plugin and decode once, so the first real file is fast. No PDQ:
+    the service hashes the frames straight from the shared memory
+    (`frame_transport.take_frames`), so a worker never loads the hasher's machine code."""
     import io
 
     from PIL import Image
 
     buf = io.BytesIO()
     Image.new("RGB", (64, 48), (90, 120, 150)).save(buf, "JPEG")
-    analyse(buf.getvalue(), decoding.DecodeLimits())
+    decoding.decode(buf.getvalue(), decoding.DecodeLimits())
 
 
 def serve(conn: Connection, memory_mb: int) -> None:

@@ -16,7 +16,6 @@ import time
 from typing import Any
 
 import numpy as np
-import pdqhash
 from PIL import Image
 
 from warden.domain.verdict import FrameHash, MediaInfo
@@ -65,8 +64,7 @@ def take_frames(
             t0 = time.perf_counter()
             if rgb:
                 array = np.frombuffer(pixels, np.uint8).reshape(size[1], size[0], 3)
-                all_bits, quality = pdqhash.compute_dihedral(array)
-                hs = [hashing.PdqHash(hashing.bits_to_hex(b), int(quality)) for b in all_bits]
+                hs = hashing.pdq_dihedral_of_pixels(array)
                 del array
             else:
                 hs = hashing.pdq_dihedral(image)

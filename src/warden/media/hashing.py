@@ -1,7 +1,9 @@
 """Hashes of media: SHA-256 of the exact bytes, PDQ of what the pixels look like.
 
-SHA-256 finds the very same file again; PDQ (Meta's perceptual hash, through
-the `pdqhash` package) finds it after resizing or recompression. Hex strings
+SHA-256 finds the very same file again; PDQ (Meta's perceptual hash) finds it
+after resizing or recompression. PDQ is computed by `pdq_hasher`, compiled with
+numba and bit for bit the `pdqhash` package (ThreatExchange's C++), which the
+tests keep as the reference; it is 5-8x faster and releases the GIL. Hex strings
 follow ThreatExchange's convention (the first hash bit is the most significant
 bit of the first hex digit), so hashes exchange with HMA and industry lists.
 """
@@ -12,10 +14,10 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-import pdqhash
 from PIL import Image
 
 from warden.domain.signals import PDQ
+from warden.media import pdq_hasher
 
 PDQ_BITS = 256
 PDQ_HEX_LEN = 64
@@ -66,13 +68,23 @@ def _pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8)
 
 
+def pdq_of_pixels(pixels: np.ndarray) -> PdqHash:
+    """PDQ of (rows, cols, 3) uint8 pixels."""
+    packed, quality = pdq_hasher.compute(pixels)
+    return PdqHash(packed.hex(), quality)
+
+
+def pdq_dihedral_of_pixels(pixels: np.ndarray) -> list[PdqHash]:
+    """PDQ of (rows, cols, 3) uint8 pixels and their seven rotations/flips (order of `DIHEDRAL`)."""
+    all_packed, quality = pdq_hasher.compute_dihedral(pixels)
+    return [PdqHash(packed.hex(), quality) for packed in all_packed]
+
+
 def pdq(image: Image.Image) -> PdqHash:
-    """PDQ of an RGB image."""
-    bits, quality = pdqhash.compute(_pixels(image))
-    return PdqHash(bits_to_hex(bits), int(quality))
+    """PDQ of an image (converted to RGB first)."""
+    return pdq_of_pixels(_pixels(image))
 
 
 def pdq_dihedral(image: Image.Image) -> list[PdqHash]:
     """PDQ of the image and its seven rotations/flips (order of `DIHEDRAL`)."""
-    all_bits, quality = pdqhash.compute_dihedral(_pixels(image))
-    return [PdqHash(bits_to_hex(bits), int(quality)) for bits in all_bits]
+    return pdq_dihedral_of_pixels(_pixels(image))

@@ -28,7 +28,7 @@ from warden.domain.policy import FailMode, LabelPolicy
 from warden.domain.ports import BankMatch, HashMatcher
 from warden.domain.verdict import Decision, FrameHash, Reason, Verdict, worst
 from warden.errors import MediaError, ScanError
-from warden.media import hashing, second_look, variants
+from warden.media import hashing, pdq_hasher, second_look, variants
 from warden.media.classify import Classification, Classifier
 from warden.media.decode import DecodedMedia, DecodeLimits
 from warden.media.decoder_pool import Decoder, InProcessDecoder
@@ -97,8 +97,11 @@ class Scanner:
         self.robust_hashes = robust_hashes
 
     def start(self) -> None:
-        """Start (prewarm) the decoder's workers, if it has any."""
+        """Start (prewarm) the decoder's workers, if it has any, and load the compiled
+        PDQ hasher (from numba's cache; compiled once on a first run), so that the
+        first request does not wait for either."""
         self.decoder.start()
+        pdq_hasher.warm_up()
 
     def close(self) -> None:
         """Stop the decoder's workers; a later scan starts them again."""
