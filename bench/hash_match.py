@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -137,11 +138,72 @@ def run_import(url: str, label: str, n: int, rng: np.random.Generator) -> None:
     second = time.perf_counter() - t1
     assert result.added == n and again.existing == n // 2, (result, again)
     print(
-        f"\n[import] {label}: {n:,} new entries in {first:.1f} s = {n / first:,.0f} entries/s; "
-        f"re-import of {n // 2:,} present ones {n // 2 / second:,.0f} entries/s "
-        f"(issue 16 baseline: 1 M in 193 s = 5,181/s)"
+        f"\n[import, store level] {label}: {n:,} new entries in {first:.1f} s = "
+        f"{n / first:,.0f} entries/s; re-import of {n // 2:,} present ones "
+        f"{n // 2 / second:,.0f} entries/s (issue 16 baseline: 1 M in 193 s = 5,181/s)"
     )
     db.dispose()
+
+
+def import_cli(src: Path, env: dict[str, str], hash_file: Path) -> tuple[float, float, str]:
+    """`warden hashes banks create` then `warden hashes import` of `hash_file`, run
+    from the tree at `src`, as processes; (wall s, CPU s of the import, its output)."""
+    env = dict(env, PYTHONPATH=str(src))
+    cmd = [sys.executable, "-c", "from warden.cli import main; main()", "hashes"]
+    subprocess.run(
+        [*cmd, "banks", "create", "bench", "--kind", "pdq"],
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=src.parent,
+    )
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [*cmd, "import", "--format", "te", "--bank", "bench", str(hash_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=src.parent,
+        check=False,
+    )
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode:
+        raise RuntimeError(done.stderr)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu, done.stdout.strip()
+
+
+def run_import_cli(
+    n: int,
+    baseline: Path | None,
+    postgres_url: Callable[[str], str] | None,
+    rng: np.random.Generator,
+) -> None:
+    """`warden hashes import` of an N-line ThreatExchange file as a whole process, on
+    SQLite and PostgreSQL, this tree against `baseline` (a copy of the tree before,
+    e.g. `git archive HEAD`), interleaved, each on a fresh database."""
+    with tempfile.TemporaryDirectory(prefix="warden-bench-") as tmp:
+        hash_file = Path(tmp) / "list.te"
+        hash_file.write_text("".join(f"pdq {h}\n" for h in words_to_hex(random_words(rng, n))))
+        trees = [("this tree", ROOT / "src")]
+        if baseline is not None:
+            trees.insert(0, ("baseline", baseline / "src"))
+        backends = ["SQLite"] + (["PostgreSQL"] if postgres_url else [])
+        print(f"\n[import, `warden hashes import --format te`, whole process] {n:,} lines")
+        for backend in backends:
+            for k, (label, src) in enumerate(trees):
+                data = Path(tmp) / f"{backend}-{k}"
+                data.mkdir(mode=0o700)
+                env = dict(os.environ, WARDEN_DATA_DIR=str(data))
+                if backend == "PostgreSQL" and postgres_url is not None:
+                    env["WARDEN_DATABASE__URL"] = postgres_url(f"bench_cli_{k}")
+                wall, cpu, out = import_cli(src, env, hash_file)
+                print(
+                    f"  {backend:10} {label:9}: {wall:5.1f} s wall = {n / wall:8,.0f} lines/s"
+                    f" (CPU {cpu:.1f} s = {n / cpu:,.0f}/s) [{out.splitlines()[0]}]"
+                )
 
 
 def make_bank_db(path: Path, words: np.ndarray) -> None:
@@ -279,6 +341,10 @@ def main() -> None:
     parser.add_argument("--brute", type=int, default=5)
     parser.add_argument("--import-n", type=int, default=300_000)
     parser.add_argument("--start-sizes", type=int, nargs="*", default=[1_000_000, 10_000_000])
+    parser.add_argument("--cli-import-n", type=int, default=1_000_000)
+    parser.add_argument(
+        "--baseline", type=Path, help="a copy of the tree before (git archive HEAD | tar -x)"
+    )
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--skip-index", action="store_true")
     args = parser.parse_args()
@@ -286,19 +352,32 @@ def main() -> None:
     if not args.skip_index:
         for n in args.sizes:
             run_index(n, args.queries, args.brute, rng)
-    if args.import_n:
-        with tempfile.TemporaryDirectory(prefix="warden-bench-") as tmp:
-            run_import(f"sqlite:///{tmp}/import.db", "SQLite", args.import_n, rng)
-        if not args.no_postgres:
-            sys.path.insert(0, str(ROOT))
-            from tests.servers.postgres import start_postgres, stop_postgres  # test helper
+    running = None
+    if (args.import_n or args.cli_import_n) and not args.no_postgres:
+        sys.path.insert(0, str(ROOT))
+        from tests.servers.postgres import start_postgres  # test helper
 
-            running = start_postgres()
-            try:
+        running = start_postgres()
+    try:
+        if args.import_n:
+            with tempfile.TemporaryDirectory(prefix="warden-bench-") as tmp:
+                run_import(f"sqlite:///{tmp}/import.db", "SQLite", args.import_n, rng)
+            if running is not None:
                 url = running.server.create_database("bench_import")
                 run_import(url, "PostgreSQL", args.import_n, rng)
-            finally:
-                stop_postgres(running)
+        if args.cli_import_n:
+            server = running.server if running is not None else None
+            run_import_cli(
+                args.cli_import_n,
+                args.baseline,
+                server.create_database if server is not None else None,
+                rng,
+            )
+    finally:
+        if running is not None:
+            from tests.servers.postgres import stop_postgres
+
+            stop_postgres(running)
     for n in args.start_sizes:
         run_start(n, rng)
 

@@ -11,6 +11,7 @@ from warden.domain.verdict import FrameHash
 from warden.errors import StoreError
 from warden.media.matcher import BankMatcher
 from warden.services.bank_sync import BankSync
+from warden.store import bank_import
 from warden.store.banks import BankStore, NewEntry
 
 
@@ -140,3 +141,28 @@ def test_count_check_repairs_a_matcher_that_missed_entries(store):
     sync.refresh()
     assert matcher.size(bank.id) == 3
     assert len(matcher.match("", _frames(_pdq(2)))) == 1
+
+
+def test_add_many_counts_repeats_existing_and_restored(store, monkeypatch):
+    """The import path (`add_many`): a repeat inside a chunk is one entry with the last
+    reason, values already there are counted as such, removed ones come back (with
+    their `add` event for the matchers), across several transactions; a bad value is
+    refused by name."""
+    monkeypatch.setattr(bank_import, "IMPORT_CHUNK", 4)  # several transactions
+    store.create_bank("imp", BankKind.PDQ)
+    values = [_pdq(k) for k in range(10)]
+    store.add("imp", [NewEntry(values[0]), NewEntry(values[1])])
+    store.remove("imp", [values[1]], by="t", reason="t")
+    batch = [values[2], values[0], values[2], values[1], *(v.upper() for v in values[3:])]
+    reasons = [f"r{k}" for k in range(len(batch))]
+    result = store.add_many("imp", batch, reasons, source="import x", added_by="t")
+    assert (result.added, result.reactivated, result.existing) == (8, 1, 1)
+    live = {e.value: e for e in store.entries("imp")}
+    assert set(live) == set(values)
+    assert live[values[3]].source == "import x" and live[values[3]].reason == "r4"
+    assert live[values[2]].reason == "r2"  # the last line of the chunk
+    matcher = BankMatcher()
+    BankSync(store, matcher).load()
+    assert matcher.match("", _frames(values[1]))  # restored, and the matcher sees it
+    with pytest.raises(ValueError, match="zz"):
+        store.add_many("imp", [_pdq(50), "zz" * 32], ["", ""], source="s", added_by="t")

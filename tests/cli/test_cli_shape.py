@@ -19,7 +19,10 @@ BUILT_IN_SERVICES = {
     "PictrsAdmin",
     "TokenStore",
 }
-LATE_IMPORTS = ("warden.web", "warden.docs")  # FastAPI & co.: only serve and docs write
+#: Loaded inside the one command that needs them: FastAPI & co. (only serve and docs
+#: write), and the image stack for `hashes match FILE` (decoders and numba: `hashes
+#: match <hash>` must answer within 1 s at 10 M entries, issue 16)
+LATE_IMPORTS = ("warden.web", "warden.docs", "warden.jobs.flag", "warden.store.decisions")
 
 
 def _trees() -> dict[str, ast.Module]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -25,13 +25,15 @@ from warden.domain.banks import (
 from warden.domain.signals import signal_type
 from warden.domain.verdict import FrameHash
 from warden.errors import HashFileError
-from warden.jobs.flag import resolve
 from warden.media.matcher import BankMatcher
 from warden.services.bank_sync import bank_sync
 from warden.services.factories import bank_store
 from warden.store.bank_import import IMPORT_CHUNK, NewEntry
 from warden.store.banks import BankStore
-from warden.store.decisions import DecisionLog
+
+if TYPE_CHECKING:
+    from warden.config import Settings
+    from warden.jobs.flag import Target
 
 hashes_app = typer.Typer(
     help="Hash banks: known media matched before the classifier runs.", no_args_is_help=True
@@ -49,8 +51,19 @@ def _hashes(ctx: typer.Context) -> None:
     on_error(ctx, exit_code=1)  # every refusal here, bad input included, exits 1 (as always)
 
 
-def _store(ctx: typer.Context) -> BankStore:
-    return bank_store(database(ctx))
+def _store(ctx: typer.Context, *, lookup: bool = False) -> BankStore:
+    return bank_store(database(ctx, lookup=lookup))
+
+
+def _resolve(target: str, settings: Settings, store: BankStore) -> Target:
+    """An image file's hashes (jobs/flag.py `resolve`). Loaded here, on first use:
+    the image stack (decoders, PDQ compiled with numba: ~0.3 s) is needed for image
+    files only, and `hashes match <hash>` answers in ≤ 1 s at 10 M entries without it
+    (issue 16); the same lazy loading as the commands themselves (cli/__init__.py)."""
+    from warden.jobs.flag import resolve  # the image stack: see above
+    from warden.store.decisions import DecisionLog
+
+    return resolve(target, settings, DecisionLog(store.db))
 
 
 @banks_app.callback(invoke_without_command=True)
@@ -152,7 +165,7 @@ def add(
     values: list[str] = []
     for item in hashes:
         if Path(item).is_file():
-            target = resolve(item, settings_from(ctx), DecisionLog(store.db))
+            target = _resolve(item, settings_from(ctx), store)
             if signal_type(kind.value).exact and target.sha256:
                 values.append(target.sha256)
             else:
@@ -211,11 +224,13 @@ def import_file(
     stats = hash_exchange.ReadStats()
     source = f"import {file.name}"
     totals: dict[str, list[int]] = {}
-    pending: dict[str, list[NewEntry]] = {}
+    pending: dict[str, tuple[list[str], list[str]]] = {}  # bank -> values, reasons
     who = by or me()  # once: me() asks the system for the user name
+    kinds: dict[str, BankKind] = {}
 
     def flush(name: str) -> None:
-        result = store.add(name, pending.pop(name))
+        values, reasons = pending.pop(name)
+        result = store.add_many(name, values, reasons, source=source, added_by=who)
         t = totals.setdefault(name, [0, 0, 0])
         t[0] += result.added
         t[1] += result.reactivated
@@ -225,16 +240,24 @@ def import_file(
         stream: Any = sys.stdin if str(file) == "-" else file.open(encoding="utf-8")
         with stream, _progress() as progress:
             task = progress.add_task(f"importing {file.name}", total=None)
-            for line in hash_exchange.read(stream, fmt, kind=kind, stats=stats):
-                name = line.bank or bank
-                if name is None:
-                    raise HashFileError(f"line {line.line}: names no bank; pass --bank")
-                entry = NewEntry(line.value, source, who, line.note or reason)
-                rows = pending.setdefault(name, [])
-                rows.append(entry)
-                if len(rows) >= IMPORT_CHUNK:  # one transaction per chunk (store/bank_import.py)
-                    flush(name)
-                    progress.advance(task, IMPORT_CHUNK)
+            for batch in hash_exchange.read_batches(stream, fmt, kind=kind, stats=stats):
+                for group in batch:
+                    name = group.bank or bank
+                    if name is None:
+                        raise HashFileError(f"line {group.line}: names no bank; pass --bank")
+                    if name not in kinds:
+                        kinds[name] = store.bank(name).kind
+                    if group.kind is not kinds[name]:  # a SHA-256 is 64 hex digits too
+                        raise HashFileError(
+                            f"line {group.line}: a {group.kind.value} hash for bank {name!r},"
+                            f" which holds {kinds[name].value} hashes"
+                        )
+                    values, reasons = pending.setdefault(name, ([], []))
+                    values.extend(group.values)
+                    reasons.extend([note or reason for note in group.notes])
+                    progress.advance(task, len(group.values))
+                    if len(values) >= IMPORT_CHUNK:  # one transaction per chunk
+                        flush(name)
     finally:
         for name in list(pending):  # what was read (before a bad line, too) is kept
             flush(name)
@@ -271,11 +294,12 @@ def match(
 ) -> None:
     """Which bank entries an image or hash matches (exit 1 when any)."""
     settings = settings_from(ctx)
-    store = _store(ctx)
+    is_file = Path(target).is_file()
+    store = _store(ctx, lookup=not is_file)  # a hash: banks read as they are
     matcher = BankMatcher()
     bank_sync(settings, store, matcher, warm=False).load()  # one query: no compiled kernel
-    if Path(target).is_file():
-        t = resolve(target, settings, DecisionLog(store.db))
+    if is_file:
+        t = _resolve(target, settings, store)
         sha, frames = t.sha256 or "", t.frames
     else:
         value = target.strip().lower()
