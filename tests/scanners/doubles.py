@@ -19,6 +19,9 @@ and what counts as a hit with `hits`. Sources:
   pictrs_safety_api/apis/v1/base.py:49-54 (401 for unknown ids), :55-61 (200
   "Worker Stale"/"Queue Full"), :64-67 (Content-Type subtype as extension),
   :104-108 (406 "Potential CSAM Image detected"), :109-113 (200 "Image OK").
+- The generic HTTP scanner has no vendor: its protocol is Warden's own
+  (docs/scanners.md, "Generic HTTP"); with `send = "url"` the request is JSON
+  {url, sha256, content_type, size, expires_at} and the scanner GETs the url.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -56,6 +60,8 @@ class State:
     max_in_flight: int = 0
     seen_headers: list[dict[str, str]] = field(default_factory=list)
     hook: list[dict[str, Any]] = field(default_factory=list)  # alerts posted to /hook
+    fetched: list[tuple[str, int]] = field(default_factory=list)  # (url, status) by-url GETs
+    sent: list[dict[str, Any]] = field(default_factory=list)  # by-url request bodies
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
@@ -64,6 +70,7 @@ class State:
         self.requests = self.in_flight = self.max_in_flight = 0
         self.seen_headers = []
         self.hook = []
+        self.fetched, self.sent = [], []
 
 
 STATE = State()
@@ -188,6 +195,31 @@ async def generic(request: Request) -> Response:
     )
 
 
+async def generic_by_url(request: Request) -> Response:
+    """The generic scanner fed a URL: it GETs the media (and, in mode `refetch`, GETs
+    it a second time, as a retrying client would), then answers as `generic` does.
+    Mode `no_fetch` answers without fetching."""
+    if request.headers.get("authorization") != GENERIC_TOKEN:
+        return JSONResponse({"error": "unauthorized"}, 401)
+    early = await _common(request)
+    if early is not None:
+        return early
+    sent = await request.json()
+    STATE.sent.append(sent)
+    if STATE.mode == "no_fetch":
+        return JSONResponse({"result": {"action": "pass"}})
+    async with httpx.AsyncClient() as client:
+        first = await client.get(sent["url"])
+        STATE.fetched.append((sent["url"], first.status_code))
+        if STATE.mode == "refetch":
+            again = await client.get(sent["url"])
+            STATE.fetched.append((sent["url"], again.status_code))
+    if first.status_code != 200:
+        return JSONResponse({"error": f"could not fetch the media ({first.status_code})"}, 400)
+    action = "block" if hashlib.sha256(first.content).hexdigest() in STATE.hits else "pass"
+    return JSONResponse({"result": {"action": action}})
+
+
 async def hook(request: Request) -> Response:
     """A Discord-style webhook (204), for alerts raised by the gate."""
     STATE.hook.append(await request.json())
@@ -201,6 +233,7 @@ def app() -> Starlette:
             Route("/api/v2/task/sync", _counted(hive), methods=["POST"]),
             Route("/api/v1/scan/{pictrs_id}", _counted(pictrs_safety), methods=["POST"]),
             Route("/generic/scan", _counted(generic), methods=["POST"]),
+            Route("/generic/by-url", _counted(generic_by_url), methods=["POST"]),
             Route("/hook", hook, methods=["POST"]),
         ]
     )

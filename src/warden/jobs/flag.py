@@ -10,6 +10,9 @@ same picture (resized, recompressed, rotated) and who uploaded them.
 `warden unflag` is the way back from a false positive: the hash leaves every
 reject/review bank holding it and goes to the allow bank, which overrides
 both banks and the classifier.
+
+When alert channels are configured, `tell_admins` sends the `flag_action` and
+`ban_action` alerts for what was done (words and hashes, never the media).
 """
 
 from __future__ import annotations
@@ -19,9 +22,8 @@ from typing import TYPE_CHECKING
 from warden.errors import FlagError
 
 if TYPE_CHECKING:
-    from warden.adapters.lemmy.client import LemmyApi
+    pass
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +35,7 @@ from warden.domain.verdict import FrameHash
 from warden.media import hashing, variants
 from warden.media.decode import decode
 from warden.media.matcher import BankMatcher
+from warden.services.alerts import build_alerts
 from warden.store.bank_import import NewEntry
 from warden.store.banks import BankStore
 from warden.store.decisions import DecisionLog, DecisionRecord
@@ -203,31 +206,30 @@ def unflag(
     return report
 
 
-async def ban_uploaders(
-    lemmy: LemmyApi,
-    token: str,
-    names: list[str],
-    reason: str,
+async def tell_admins(
+    settings: Settings,
     *,
-    on_banned: Callable[[int, str], None] = lambda person_id, name: None,
-) -> tuple[list[str], list[str]]:
-    """Hand the uploaders of flagged media to Lemmy's ban action (the bot's admin token).
-
-    Returns who was banned and what failed; one failure does not stop the others.
-    `on_banned` lets the caller record the ban (the invite ledger strikes the inviter)."""
-    from warden.errors import UpstreamError
-
-    banned: list[str] = []
-    errors: list[str] = []
-    for name in names:
-        try:
-            facts = await lemmy.person(name, token)
-            if facts.banned:
-                continue
-            await lemmy.ban(token, facts.person_id, reason)
-        except UpstreamError as exc:
-            errors.append(f"{name}: {exc.message}")
-            continue
-        on_banned(facts.person_id, name)
-        banned.append(name)
-    return banned, errors
+    by: str,
+    flagged: FlagReport | None = None,
+    banned: list[str] | None = None,
+    reason: str = "",
+) -> bool:
+    """Send the `flag_action` alert for `flagged` and one `ban_action` alert naming
+    everyone `banned`, when alert channels are configured: built from the settings,
+    delivered (each channel within `alerts.timeout_s`) and closed before returning.
+    Whether alerts are configured. A channel that is down is logged, never raised:
+    the flag and the bans are done either way."""
+    alerts = build_alerts(settings)
+    if alerts is None:
+        return False
+    try:
+        if flagged is not None:
+            alerts.flag_action(
+                by=by, bank=flagged.pdq_bank, hashes=len(flagged.added), label=flagged.target.label
+            )
+        if banned:
+            alerts.ban_action(by=by, user=", ".join(banned), reason=reason)
+        await alerts.drain()
+    finally:
+        await alerts.aclose()
+    return True

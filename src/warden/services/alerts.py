@@ -9,12 +9,15 @@ repeats in between are counted into the next message):
     evidence_failed      refused media could not be preserved       evidence
     flag_action          an admin flagged media into a bank         flag:<bank>
     ban_action           an uploader was banned                     ban
+    feed_quarantined     a followed hash feed was quarantined       feed:<url>
 
 On top, each channel sends at most `alerts.max_per_hour` messages an hour, so a
 flood produces a few useful messages, not thousands. `observe` reads a decision
 (called by the gate after each one is written) and never blocks it: messages
-are queued and delivered by one background task, started on first use; with
-no channel configured `build_alerts` returns None and nothing runs.
+are queued and delivered by one background task, started on first use (or by
+`start`); with no channel configured `build_alerts` returns None and nothing runs.
+Events raised in a worker thread (a feed sync's database step) are handed to the
+event loop the alerts were started on.
 
 Never in a message: media, the uploader's picture, a secret.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +45,7 @@ from warden.config import AlertChannelSettings, AlertSettings, Settings
 from warden.domain.verdict import Decision, Verdict
 from warden.errors import ConfigError, WardenError
 from warden.services.external_scan import REDACTOR, read_secret
+from warden.services.spikes import SpikeDetector
 
 log = logging.getLogger(__name__)
 
@@ -51,52 +56,9 @@ EVENTS = (
     "evidence_failed",
     "flag_action",
     "ban_action",
+    "feed_quarantined",
 )
 _QUEUE = 256  # alerts waiting for delivery; beyond, new ones are dropped (and logged)
-
-
-class SpikeDetector:
-    """Refusals per `window_s` against the rate of the `baseline_s` before it.
-
-    Counts live in one-second buckets with running sums (O(1) a refusal, at most
-    window + baseline buckets), so a flood of a million refusals costs the same
-    memory as a quiet hour. A spike is a window with at least `min_refusals`
-    refusals and at least `factor` times what the baseline rate predicts (a new
-    instance, with no baseline, spikes at `min_refusals`)."""
-
-    def __init__(
-        self, window_s: float, baseline_s: float, factor: float, min_refusals: int
-    ) -> None:
-        self.window_s = window_s
-        self.baseline_s = baseline_s
-        self.factor = factor
-        self.min_refusals = min_refusals
-        self.recent: deque[list[int]] = deque()  # [second, count] inside the window
-        self.older: deque[list[int]] = deque()  # [second, count] in the baseline period
-        self.recent_sum = 0
-        self.older_sum = 0
-
-    def record(self, now: float) -> tuple[int, float] | None:
-        """Count one refusal at `now`; (count in window, expected) when it is a spike."""
-        second = int(now)
-        if self.recent and self.recent[-1][0] == second:
-            self.recent[-1][1] += 1
-        else:
-            self.recent.append([second, 1])
-        self.recent_sum += 1
-        edge = now - self.window_s
-        while self.recent and self.recent[0][0] <= edge:
-            bucket = self.recent.popleft()
-            self.recent_sum -= bucket[1]
-            self.older.append(bucket)
-            self.older_sum += bucket[1]
-        horizon = edge - self.baseline_s
-        while self.older and self.older[0][0] < horizon:
-            self.older_sum -= self.older.popleft()[1]
-        expected = self.older_sum * self.window_s / self.baseline_s
-        if self.recent_sum >= self.min_refusals and self.recent_sum >= self.factor * expected:
-            return self.recent_sum, expected
-        return None
 
 
 @dataclass
@@ -136,7 +98,36 @@ class Alerts:
         self._suppressed: dict[str, int] = {}
         self._queue: asyncio.Queue[tuple[Channel, Alert]] | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # where the worker runs
+        self._lock = threading.Lock()  # dedup and budgets, for events from threads
         self.dropped = 0
+
+    def start(self) -> None:
+        """Start the delivery task on the running loop now (else on first use), so
+        that events raised in worker threads before any decision have a loop to go to."""
+        self._ensure_worker(asyncio.get_running_loop())
+
+    def carry_over(self, old: Alerts) -> None:
+        """Keep the dedup memory, the hourly budgets (per channel name) and, when its
+        settings are unchanged, the spike baseline of the alerts this one replaces
+        (a reload), so that a reload in a flood does not repeat every message."""
+        with old._lock:
+            self._last.update(old._last)
+            self._suppressed.update(old._suppressed)
+            budgets = {c.notifier.name: c.sent for c in old.channels}
+            same_spikes = (
+                self.spikes.window_s == old.spikes.window_s
+                and self.spikes.baseline_s == old.spikes.baseline_s
+            )
+            if same_spikes:
+                old.spikes.factor, old.spikes.min_refusals = (
+                    self.spikes.factor,
+                    self.spikes.min_refusals,
+                )
+                self.spikes = old.spikes
+        for channel in self.channels:
+            if channel.notifier.name in budgets:
+                channel.sent = deque(budgets[channel.notifier.name])
 
     # -- events ------------------------------------------------------------------
 
@@ -220,6 +211,18 @@ class Alerts:
             {"by": by, "bank": bank, "hashes": hashes},
         )
 
+    def feed_quarantined(self, url: str, bank: str, code: str, message: str) -> None:
+        """A followed hash feed was quarantined (services/feeds.py): its entries stay,
+        nothing new is applied until the admin resumes it (issue 13: "the admin told")."""
+        self.emit(
+            "feed_quarantined",
+            f"feed:{url}",
+            "A hash feed was quarantined",
+            f"The feed {url} was quarantined ({code}); nothing new from it is applied "
+            f"until `warden feeds resume {url}`.",
+            {"feed": url, "bank": bank, "code": code, "why": message[:200]},
+        )
+
     def ban_action(self, *, by: str, user: str, reason: str = "") -> None:
         """An uploader was banned through Warden."""
         self.emit(
@@ -234,18 +237,19 @@ class Alerts:
 
     def emit(self, event: str, key: str, title: str, text: str, facts: dict[str, Any]) -> None:
         """Queue an alert unless one with the same key went out within repeat_after_s."""
-        now = self.clock()
-        last = self._last.get(key)
-        if last is not None and now - last < self.settings.repeat_after_s:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return
-        self._last[key] = now
-        repeats = self._suppressed.pop(key, 0)
-        clean = {k: v for k, v in facts.items() if v is not None}
-        alert = Alert(event, key, title, text, clean, repeats)
-        for channel in self.channels:
-            if channel.wants(event) and self._budget(channel, now):
-                self._enqueue(channel, alert)
+        with self._lock:
+            now = self.clock()
+            last = self._last.get(key)
+            if last is not None and now - last < self.settings.repeat_after_s:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                return
+            self._last[key] = now
+            repeats = self._suppressed.pop(key, 0)
+            clean = {k: v for k, v in facts.items() if v is not None}
+            alert = Alert(event, key, title, text, clean, repeats)
+            due = [c for c in self.channels if c.wants(event) and self._budget(c, now)]
+        for channel in due:
+            self._enqueue(channel, alert)
 
     def _budget(self, channel: Channel, now: float) -> bool:
         while channel.sent and channel.sent[0] <= now - 3600:
@@ -256,15 +260,26 @@ class Alerts:
         channel.sent.append(now)
         return True
 
-    def _enqueue(self, channel: Channel, alert: Alert) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            log.warning("alert %s not sent: no event loop", alert.key)
-            return
+    def _ensure_worker(
+        self, loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Queue[tuple[Channel, Alert]]:
         if self._queue is None:
             self._queue = asyncio.Queue(_QUEUE)
             self._worker = loop.create_task(self._deliver(), name="warden-alerts")
+            self._loop = loop
+        return self._queue
+
+    def _enqueue(self, channel: Channel, alert: Alert) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a worker thread: hand it to the loop the alerts run on
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._enqueue, channel, alert)
+            else:
+                log.warning("alert %s not sent: no event loop", alert.key)
+            return
+        self._ensure_worker(loop)
+        assert self._queue is not None
         try:
             self._queue.put_nowait((channel, alert))
         except asyncio.QueueFull:
@@ -368,6 +383,12 @@ def scanner_fed_alert(
         )
 
     return fed
+
+
+def feed_quarantine_alert(alerts: Alerts | None) -> Callable[[str, str, str, str], None] | None:
+    """What the feed service calls when it quarantines a feed: a `feed_quarantined`
+    alert (None when no alert channel is configured)."""
+    return alerts.feed_quarantined if alerts is not None else None
 
 
 def build_alerts(settings: Settings, *, channels: Iterable[Channel] = ()) -> Alerts | None:

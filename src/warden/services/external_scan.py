@@ -31,6 +31,7 @@ from warden.adapters.scanners.fedi_safety import FediSafetyScanner
 from warden.adapters.scanners.hive import HiveScanner
 from warden.adapters.scanners.http import HttpScanner
 from warden.adapters.scanners.interface import ExternalScanner, Submission
+from warden.adapters.scanners.media_links import MediaLinks
 from warden.adapters.scanners.photodna import PhotoDnaScanner
 from warden.config import ScannerSettings, Settings
 from warden.domain.banks import BankAction, BankKind
@@ -144,12 +145,21 @@ class ExternalScans:
         flagger: Flagger | None = None,
         on_feed: Flagger | None = None,
         clock: Callable[[], float] = time.monotonic,
+        links: MediaLinks | None = None,
     ) -> None:
         self.scanners = list(scanners)
         self.client = client
+        self.links = links  # one-time media URLs (send = "url"); served by /scanner-media
         self.flagger = flagger
         self.on_feed = on_feed  # told (in the event loop) after the flag bank was fed
         self.clock = clock
+
+    def carry_over(self, old: ExternalScans) -> None:
+        """Keep the back-off of throttled scanners (by name) of the scanners this
+        build replaces (a reload): a vendor that said 429 is not asked sooner for it."""
+        quiet = {s.name: s.quiet_until for s in old.scanners}
+        for s in self.scanners:
+            s.quiet_until = max(s.quiet_until, quiet.get(s.name, 0.0))
 
     def due(self, source: str, size: int, decision: Decision) -> list[ConfiguredScanner]:
         return [s for s in self.scanners if s.trigger.applies(source, size, decision)]
@@ -230,7 +240,10 @@ class ExternalScans:
 
         Each external verdict is recorded as a reason (scanner, decision, raw
         labels, latency) and its latency as a timing `scanner:<name>`; a hit of
-        a scanner with `feed_flag_bank` sends the hashes to the flag bank."""
+        a scanner with `feed_flag_bank` sends the hashes to the flag bank. Media with a
+        known-CSAM match is never sent out, whatever its decision and the triggers."""
+        if any(m.get("csam") for m in verdict.matches):
+            return verdict
         item = Submission(data, mime, verdict.sha256, source)
         externals = await self.run(item, verdict.decision, budget_s=budget_s)
         if not externals:
@@ -262,10 +275,16 @@ class ExternalScans:
 
 
 def build_adapter(
-    cfg: ScannerSettings, client: httpx.AsyncClient, secret: str | None
+    cfg: ScannerSettings,
+    client: httpx.AsyncClient,
+    secret: str | None,
+    links: MediaLinks | None = None,
 ) -> ExternalScanner:
-    """The adapter for one `[[scanners.external]]` table (ConfigError when it lacks a key)."""
+    """The adapter for one `[[scanners.external]]` table (ConfigError when it lacks a
+    key); `links` serves the media of `send = "url"` scanners."""
     where = f"scanners.external '{cfg.name}'"
+    if cfg.send == "url" and (cfg.kind != "http" or links is None):
+        raise ConfigError(f"{where}: send = 'url' needs kind = 'http' and scanners.media_url_base")
     if cfg.kind == "http":
         return HttpScanner(
             cfg.name,
@@ -278,6 +297,8 @@ def build_adapter(
             review_values=cfg.review_values,
             accept_values=cfg.accept_values,
             labels_field=cfg.labels_field,
+            links=links if cfg.send == "url" else None,
+            link_ttl_s=cfg.timeout_s,
         )
     if cfg.kind == "fedi_safety":
         return FediSafetyScanner(cfg.name, cfg.url, client, pictrs_id=secret)
@@ -317,15 +338,28 @@ def bank_flagger(settings: Settings, store: BankStore) -> Flagger:
 
 
 def build_external_scans(
-    settings: Settings, *, flagger: Flagger | None = None, on_feed: Flagger | None = None
+    settings: Settings,
+    *,
+    flagger: Flagger | None = None,
+    on_feed: Flagger | None = None,
+    links: MediaLinks | None = None,
 ) -> ExternalScans | None:
-    """The configured scanners, or None when there are none (nothing is built)."""
+    """The configured scanners, or None when there are none (nothing is built).
+    `links` keeps the one-time media URLs of a previous build (a reload), so that
+    links handed out before it are still served."""
     configured = settings.scanners.external
     if not configured:
         return None
     names = [c.name for c in configured]
     if len(set(names)) != len(names):
         raise ConfigError("scanners.external: two scanners share a name")
+    links = _media_links(settings, links)
+    for cfg in configured:  # before any client exists
+        if cfg.send == "url" and (cfg.kind != "http" or links is None):
+            raise ConfigError(
+                f"scanners.external '{cfg.name}': send = 'url' needs kind = 'http' "
+                "and scanners.media_url_base"
+            )
     client = httpx.AsyncClient(follow_redirects=False)
     scanners = []
     for cfg in configured:
@@ -333,7 +367,7 @@ def build_external_scans(
         REDACTOR.add(secret)
         scanners.append(
             ConfiguredScanner(
-                build_adapter(cfg, client, secret),
+                build_adapter(cfg, client, secret, links),
                 ScanTrigger(cfg.run_on, cfg.only_review, cfg.min_bytes),
                 timeout_s=cfg.timeout_s,
                 concurrency=cfg.concurrency,
@@ -342,4 +376,15 @@ def build_external_scans(
             )
         )
     REDACTOR.install()
-    return ExternalScans(scanners, client=client, flagger=flagger, on_feed=on_feed)
+    return ExternalScans(scanners, client=client, flagger=flagger, on_feed=on_feed, links=links)
+
+
+def _media_links(settings: Settings, previous: MediaLinks | None) -> MediaLinks | None:
+    """The one-time URL store when a scanner fetches by URL (the previous one when its
+    base is unchanged, so a reload voids no link in flight); None otherwise."""
+    s = settings.scanners
+    if s.media_url_base is None or not any(c.send == "url" for c in s.external):
+        return None
+    if previous is not None and previous.base == s.media_url_base.rstrip("/"):
+        return previous
+    return MediaLinks(s.media_url_base, ttl_s=max(c.timeout_s for c in s.external))

@@ -85,8 +85,11 @@ class FeedService:
         signer: FeedSigner,
         client: FeedClient | None = None,
         on_bank_change: Callable[[], object] | None = None,
+        on_quarantine: Callable[[str, str, str, str], object] | None = None,
     ) -> None:
         self.settings = settings
+        # told (url, bank, code, message) when a feed is quarantined: the admin's alert
+        self.on_quarantine = on_quarantine
         self.feeds = feeds
         self.banks = banks
         self.signer = signer
@@ -265,6 +268,8 @@ class FeedService:
                 sub.bank,
                 sub.url,
             )
+            if self.on_quarantine is not None:
+                self.on_quarantine(sub.url, sub.bank, exc.code, str(exc))
         else:
             log.warning("feed %s: %s: %s", sub.url, exc.code, exc)
         self.feeds.note(sub.id, error=f"{exc.code}: {exc}", quarantine=hold)
@@ -413,6 +418,7 @@ def build_feed_service(
     banks: BankStore,
     *,
     on_bank_change: Callable[[], object] | None = None,
+    on_quarantine: Callable[[str, str, str, str], object] | None = None,
 ) -> FeedService:
     """The feed service for `warden serve` and the CLI (key made on first use)."""
     client = FeedClient(
@@ -425,4 +431,5 @@ def build_feed_service(
         signer=FeedSigner(load_or_create_key(key_path(settings))),
         client=client,
         on_bank_change=on_bank_change,
+        on_quarantine=on_quarantine,
     )

@@ -24,7 +24,7 @@ from warden.services import Services, build_services
 from warden.web import console, peers
 from warden.web.deadlines import BodyDeadline
 from warden.web.errors import answer_warden_errors
-from warden.web.routers import api, authz, health, invites, pictrs, pictrs_proxy
+from warden.web.routers import api, authz, health, invites, pictrs, pictrs_proxy, scanner_media
 from warden.web.routers import feeds as feed_routes
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
     app.include_router(pictrs_proxy.router)
     app.include_router(feed_routes.router)  # hash feeds: served only when published
     app.include_router(console.router)  # main (internal) listener only, never public
+    app.include_router(scanner_media.router)  # one-time media URLs for external scanners
 
 
 def route_app(settings: Settings) -> FastAPI:

@@ -1,12 +1,14 @@
-"""A generic HTTP scanner: POST the bytes, read a verdict from the JSON answer.
+"""A generic HTTP scanner: POST the bytes (or a one-time URL), read a verdict from the JSON answer.
 
 For services Warden has no adapter for (an in-house classifier, a hosted model
 behind a small API): the request is the media itself (`Content-Type` its type,
-`X-Warden-SHA256` its hash, the secret in a configurable header), and the
-answer is any JSON object in which `decision_field` (a dotted path) holds a
-value listed in `reject_values`, `review_values` or `accept_values`. Any other
-value, a missing field or a non-JSON body is an unreadable answer: the failure
-mode decides, never a guess.
+`X-Warden-SHA256` its hash, the secret in a configurable header) or, with
+`send = "url"`, JSON naming a signed one-time URL on Warden's own listener that
+serves the bytes once (adapters/scanners/media_links.py), revoked as soon as
+the scanner answered or gave up. The answer is any JSON object in which
+`decision_field` (a dotted path) holds a value listed in `reject_values`,
+`review_values` or `accept_values`. Any other value, a missing field or a
+non-JSON body is an unreadable answer: the failure mode decides, never a guess.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import httpx
 
 from warden.adapters.scanners.interface import Answer, Submission, json_body, post
+from warden.adapters.scanners.media_links import MediaLinks
 from warden.domain.verdict import Decision
 from warden.errors import ScannerBadAnswer
 
@@ -62,6 +65,8 @@ class HttpScanner:
         review_values: Iterable[str] = ("review",),
         accept_values: Iterable[str] = ("accept",),
         labels_field: str | None = "labels",
+        links: MediaLinks | None = None,
+        link_ttl_s: float = 5.0,
     ) -> None:
         self.name = name
         self.url = url
@@ -76,10 +81,36 @@ class HttpScanner:
         ):
             self.values.update({v.strip().lower(): decision for v in values})
         self.labels_field = labels_field
+        self.links = links  # None: the bytes are POSTed; else a one-time URL is
+        self.link_ttl_s = link_ttl_s
+
+    async def _ask(self, item: Submission) -> httpx.Response:
+        if self.links is None:
+            headers = {**self.headers, "Content-Type": item.mime, "X-Warden-SHA256": item.sha256}
+            return await post(self.client, self.name, self.url, content=item.data, headers=headers)
+        link = self.links.issue(
+            item.data, item.mime, item.sha256, csam=item.csam, ttl_s=self.link_ttl_s
+        )
+        request = {
+            "url": link.url,
+            "sha256": item.sha256,
+            "content_type": item.mime,
+            "size": len(item.data),
+            "expires_at": link.expires_at,
+        }
+        try:
+            return await post(
+                self.client,
+                self.name,
+                self.url,
+                json=request,
+                headers={**self.headers, "X-Warden-SHA256": item.sha256},
+            )
+        finally:  # answered, failed or timed out: the bytes are not served any more
+            self.links.revoke(link.id)
 
     async def scan(self, item: Submission) -> Answer:
-        headers = {**self.headers, "Content-Type": item.mime, "X-Warden-SHA256": item.sha256}
-        response = await post(self.client, self.name, self.url, content=item.data, headers=headers)
+        response = await self._ask(item)
         body = json_body(response, self.name)
         raw = lookup(body, self.decision_field)
         if raw is _MISSING:

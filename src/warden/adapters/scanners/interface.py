@@ -35,6 +35,7 @@ class Submission:
     mime: str
     sha256: str
     source: str = "upload"
+    csam: bool = False  # a known-CSAM match: never sent out (services/external_scan.py)
 
 
 @dataclass(frozen=True)
