@@ -582,6 +582,17 @@ class ConsoleSettings(BaseModel):
         None,
         description="Where evidence report packages are written (default: data_dir/exports).",
     )
+    placement_s: float = Field(
+        60.0,
+        ge=0,
+        description="How often, at most, opening the review queue looks up where its media was posted (the Lemmy posts, and so communities, using each alias: federated.lemmy_database_url when set, else Lemmy's search API with lemmy.bot_token); moderators see only reviews placed in communities they moderate.",
+    )
+    placement_batch: int = Field(
+        25,
+        ge=1,
+        le=500,
+        description="Most aliases one placement look-up asks Lemmy about (the least recently checked first); Lemmy's search API is rate-limited, its database is not.",
+    )
 
 
 class RulesSettings(BaseModel):
@@ -627,6 +638,10 @@ class ScannerSettings(BaseModel):
     secret_header: str = Field(
         "Authorization",
         description="http only: the header that carries the secret (its value is sent as is: include any 'Bearer ').",
+    )
+    send: Literal["bytes", "url"] = Field(
+        "bytes",
+        description="http only: bytes POSTs the media itself; url POSTs JSON {url, sha256, content_type, size, expires_at} where url is a signed one-time link on Warden's own listener (scanners.media_url_base) that serves the bytes once, until the scan ends or timeout_s passes.",
     )
     run_on: RunOn = Field(
         RunOn.ALL,
@@ -700,6 +715,10 @@ class ScannersSettings(BaseModel):
         default_factory=list,
         description="The scanners, each a [[scanners.external]] table (see docs/scanners.md); empty: none is asked and nothing is started.",
     )
+    media_url_base: str | None = Field(
+        None,
+        description="The base URL at which scanners with send = url reach Warden's main listener (e.g. http://10.0.0.2:8790): their one-time media links are <base>/scanner-media/<token>. Required when such a scanner is configured; the scanner must reach this very process (links are signed with a per-process secret).",
+    )
 
 
 class AlertChannelSettings(BaseModel):
@@ -733,7 +752,7 @@ class AlertChannelSettings(BaseModel):
     mail_to: list[str] = Field(default_factory=list, description="smtp only: the recipients.")
     events: list[str] = Field(
         default_factory=list,
-        description="Events this channel gets (csam_match, refusal_spike, gate_failing_closed, evidence_failed, flag_action, ban_action); empty: all.",
+        description="Events this channel gets (csam_match, refusal_spike, gate_failing_closed, evidence_failed, flag_action, ban_action, feed_quarantined); empty: all.",
     )
 
 

@@ -15,6 +15,7 @@ pict-rs/Lemmy callers see) and a human sentence (what an admin or user reads)::
     │   ├── LabelsFileError         bad_labels_file (`warden eval --labels`)
     │   └── BadHash                 bad_hash (not a hash of that type)
     ├── NotFound                    not_found
+    │   └── MediaLinkGone           media_link_gone (410: a scanner's one-time media URL, used or expired)
     ├── InviteRefused               invite_refused (and its own codes: no_invites_left, …)
     ├── BankError                   bank_error (a bank that does not exist or refuses)
     ├── FlagError                   flag_error
@@ -163,6 +164,14 @@ class NotFound(WardenError):
 
     code = "not_found"
     status = 404
+
+
+class MediaLinkGone(NotFound):
+    """A one-time media URL handed to an external scanner that was already fetched,
+    revoked (the scan is over) or is past its expiry: the bytes are served once only."""
+
+    code = "media_link_gone"
+    status = 410
 
 
 class InviteRefused(WardenError):

@@ -26,7 +26,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
@@ -45,17 +45,70 @@ ADMIN_PASSWORD = "admin pass"
 MOD_PASSWORD = "mod pass"
 
 
+@dataclass(frozen=True)
+class Post:
+    """A Lemmy post as the search answer's PostView carries it (`post`, `community`)."""
+
+    id: int
+    community_id: int
+    community: str
+    url: str | None = None
+    body: str | None = None
+    thumbnail_url: str | None = None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "post": {
+                "id": self.id,
+                "name": f"post {self.id}",
+                "url": self.url,
+                "body": self.body,
+                "thumbnail_url": self.thumbnail_url,
+                "community_id": self.community_id,
+            },
+            "community": {"id": self.community_id, "name": self.community},
+        }
+
+
 class RecordingLemmy(LemmyDouble):
-    """The Lemmy double, also keeping every ban call's whole form."""
+    """The Lemmy double, also keeping every ban call's whole form, and answering the
+    search route over `posts`:
+
+    - 0.19: `GET /api/v3/search?q=&type_=` (0.19.5 src/api_routes_http.rs:159-162,
+      crates/api_common/src/site.rs:63-77): `Url` matches `post.url` exactly, `Posts`
+      the name or body by ILIKE `%q%` (0.19.5 crates/db_views/src/post_view.rs:377-390);
+    - 1.0: `GET /api/v4/search?search_term=&type_=Posts[&post_url_only=true]`
+      (1.0.0-beta.1 crates/api/routes/src/lib.rs:210-213, crates/db_views/site/src/api.rs:695-715,
+      crates/db_views/post/src/impls.rs:455-472); neither reads `thumbnail_url`.
+      The answer's `posts` are PostViews (0.19.5 site.rs:80-88; 1.0 api.rs:720-735)."""
 
     def __init__(self, version: str) -> None:
         super().__init__(version)
         self.ban_forms: list[dict[str, Any]] = []
+        self.posts: list[Post] = []
+        self.searches: list[dict[str, str]] = []
+
+    def _search(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        self.searches.append(query)
+        term = query.get("q" if self.api == "v3" else "search_term", "")
+        by_url = query.get("type_") == "Url" or query.get("post_url_only") == "true"
+        if by_url:
+            return [p.view() for p in self.posts if p.url == term]
+        if query.get("type_") != "Posts":
+            return []
+        needle = term.lower()
+        return [p.view() for p in self.posts if needle in f"post {p.id} {p.body or ''}".lower()]
 
     def _invites_route(self, handler: Any, method: str, form: dict[str, Any]) -> tuple[int, Any]:
         path = urlsplit(handler.path).path
         if method == "POST" and path in ("/api/v3/user/ban", "/api/v4/admin/ban"):
             self.ban_forms.append(dict(form))
+        if method == "GET" and path == f"/api/{self.api}/search":
+            query = {k: v[0] for k, v in parse_qs(urlsplit(handler.path).query).items()}
+            posts = self._search(query)
+            if self.api == "v3":
+                return 200, {"type_": query.get("type_", "All"), "posts": posts, "comments": []}
+            return 200, {"posts": posts, "comments": [], "communities": [], "persons": []}
         return super()._invites_route(handler, method, form)
 
 
@@ -110,7 +163,13 @@ def artefacts_dir(tmp_path: Path, version: str) -> Path:
     return out
 
 
-def staged(version: str, tmp_path: Path, astronaut: Image.Image, **console: Any) -> Iterator[World]:
+def staged(
+    version: str,
+    tmp_path: Path,
+    astronaut: Image.Image,
+    federated: dict[str, Any] | None = None,
+    **console: Any,
+) -> Iterator[World]:
     lemmy = RecordingLemmy(version)
     lemmy.add_user("t-admin", "admin", timedelta(days=900), admin=True, password=ADMIN_PASSWORD)
     bot = lemmy.add_user("t-bot", "wardenbot", timedelta(days=900), admin=True)
@@ -128,6 +187,7 @@ def staged(version: str, tmp_path: Path, astronaut: Image.Image, **console: Any)
         lemmy={"url": lemmy.url, "api": lemmy.api, "identity_ttl_s": 0, "bot_token": bot.token},
         pictrs={"url": pictrs.url, "api_key": "pictrs-key"},
         console={"cookie_secure": False, **console},
+        federated=federated or {},
     )
     services = build_services(settings)
     services.database.upgrade()

@@ -23,6 +23,9 @@ migrations, and the image migrations themselves):
   crates/db_schema_file/src/schema.rs:364-369); `community.sidebar`/`summary`
   (schema.rs:135-182), `site.summary` (958-978), `multi_community` (578-602),
   post 766-809, person 684-711, comment 77-103, private_message 857-870.
+- `post.community_id` (NOT NULL in Lemmy: 0.19.3 crates/db_schema/src/schema.rs:677, 0.19.5
+  crates/db_schema/src/schema.rs:709, 1.0.0-beta.1 crates/db_schema_file/src/schema.rs:774;
+  NULLable here so tests that place no post in a community may leave it out).
 - Every version: diesel's `__diesel_schema_migrations (version, run_on)`, where
   the `image_upload` migration's row says when Lemmy began recording uploads.
 """
@@ -47,7 +50,8 @@ CREATE TABLE local_user (id serial PRIMARY KEY, person_id int NOT NULL REFERENCE
 CREATE TABLE community (id serial PRIMARY KEY, name varchar NOT NULL, description text,
                         icon text, banner text, local boolean NOT NULL DEFAULT true);
 CREATE TABLE post (id serial PRIMARY KEY, name varchar NOT NULL, url varchar, body text,
-                   thumbnail_url text, creator_id int, local boolean NOT NULL DEFAULT true);
+                   thumbnail_url text, creator_id int, community_id int,
+                   local boolean NOT NULL DEFAULT true);
 CREATE TABLE comment (id serial PRIMARY KEY, content text NOT NULL,
                       local boolean NOT NULL DEFAULT true);
 CREATE TABLE private_message (id serial PRIMARY KEY, content text NOT NULL,
@@ -73,7 +77,8 @@ CREATE TABLE multi_community (id serial PRIMARY KEY, name varchar NOT NULL,
                               summary varchar(150), sidebar text,
                               local boolean NOT NULL DEFAULT true);
 CREATE TABLE post (id serial PRIMARY KEY, name varchar NOT NULL, url varchar, body text,
-                   thumbnail_url text, creator_id int, local boolean NOT NULL DEFAULT true);
+                   thumbnail_url text, creator_id int, community_id int,
+                   local boolean NOT NULL DEFAULT true);
 CREATE TABLE comment (id serial PRIMARY KEY, content text NOT NULL,
                       local boolean NOT NULL DEFAULT true);
 CREATE TABLE private_message (id serial PRIMARY KEY, content text NOT NULL,

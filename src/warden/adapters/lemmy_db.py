@@ -304,3 +304,50 @@ class LemmyDatabase:
                 else:
                     catalog.remote_refs.setdefault(alias, source)
         return catalog
+
+    def posts_using(
+        self, aliases: Iterable[str], local_hosts: Iterable[str]
+    ) -> list[tuple[str, int, int, str | None]]:
+        """(alias, post id, community id, community name) for every post whose `url`,
+        `thumbnail_url` or body uses one of `aliases` on this host (or as a relative link).
+
+        `post.community_id` is NOT NULL in every version (0.19.5
+        crates/db_schema/src/schema.rs:709; 1.0.0-beta.1 crates/db_schema_file/src/schema.rs:774).
+        The SQL only narrows by substring; each value is then read with `aliases_in`,
+        so `a.jpg` never places `xa.jpg`, and another host's URL places nothing."""
+        wanted = sorted({a for a in aliases if a})
+        hosts = {h.lower() for h in local_hosts}
+        cols = self.schema().columns.get("post", set())
+        if not wanted or not {"community_id", "url", "body"} <= cols:
+            return []
+        fields = [c for c in ("url", "thumbnail_url", "body") if c in cols]
+        found: list[tuple[str, int, int, str | None]] = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 50):
+                chunk = wanted[start : start + 50]
+                params = {f"a{i}": f"%/{a}%" for i, a in enumerate(chunk)}
+                where = " OR ".join(f"p.{c} LIKE :{k}" for c in fields for k in params)
+                rows = conn.execute(
+                    text(
+                        f"SELECT p.id, p.community_id, c.name, {', '.join('p.' + c for c in fields)}"  # noqa: S608 - fixed names
+                        f" FROM post p LEFT JOIN community c ON c.id = p.community_id WHERE {where}"
+                    ),
+                    params,
+                )
+                for post_id, community_id, name, *values in rows:
+                    used = {
+                        alias
+                        for value in values
+                        for host, alias in aliases_in(str(value or ""))
+                        if host is None or host in hosts
+                    }
+                    found.extend(
+                        (
+                            alias,
+                            int(post_id),
+                            int(community_id),
+                            None if name is None else str(name),
+                        )
+                        for alias in sorted(used & set(chunk))
+                    )
+        return found

@@ -21,12 +21,12 @@ from warden.media.pipeline import Prepared, Scanner
 from warden.membership.gate import AccessGate, RuleSource
 from warden.membership.ratelimit import MemoryUsageCounter, UsageCounter
 from warden.membership.rulebook import UploadsSwitch
-from warden.services.alerts import build_alerts, scanner_fed_alert
+from warden.services.alerting import build_alerting
+from warden.services.alerts import feed_quarantine_alert
 from warden.services.bank_sync import bank_sync
 from warden.services.batcher import MicroBatcher
 from warden.services.console_assembly import build_console
 from warden.services.container import Services
-from warden.services.external_scan import bank_flagger, build_external_scans
 from warden.services.factories import bank_store, invite_store, lemmy_client, open_database
 from warden.services.feeds import build_feed_service
 from warden.services.gate import MediaGate
@@ -138,12 +138,8 @@ def build_services(
         on_depth=metrics.set_depth,
     )
     recorder = build_recorder(settings, database, evidence, scanner=scanner, metrics=metrics)
-    alerts = build_alerts(settings)
-    external = build_external_scans(
-        settings,
-        flagger=bank_flagger(settings, bank_store(database)),
-        on_feed=scanner_fed_alert(settings, alerts),
-    )
+    alerting = build_alerting(settings, database)  # external scanners and alerts
+    external, alerts = alerting.external, alerting.alerts
     gate = MediaGate(
         scanner,
         batcher=batcher,
@@ -163,6 +159,7 @@ def build_services(
             bank_store(database),
             # a pushed batch bites at once, not at the next `banks.refresh_s`
             on_bank_change=banks.refresh if banks is not None else None,
+            on_quarantine=feed_quarantine_alert(alerts),
         )
         if settings.feeds.enabled
         else None
@@ -176,6 +173,7 @@ def build_services(
             lemmy=identity.lemmy,
             rules=access.rules,
             matcher=scanner.matcher,
+            alerts=alerts,
         )
         if settings.console.enabled
         else None

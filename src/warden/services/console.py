@@ -44,12 +44,14 @@ from warden.membership.rulebook import UploadsSwitch
 from warden.services.console_now import NowReader
 from warden.services.flag_chain import FlagChain, FlagResult, account_of, ledger_person
 from warden.services.hotline import cybertip_fields
+from warden.services.placement import Placement
 from warden.services.throttle import LoginThrottle
 from warden.services.thumbnails import Thumbnails, attribution
 from warden.store.banks import BankStore
 from warden.store.console import AuditRecord, ConsoleSession, ConsoleStore
 from warden.store.decisions import DecisionLog, DecisionRecord
 from warden.store.invites import InviteStore
+from warden.store.places import MediaPlace, PlaceStore
 from warden.store.quarantine import EvidenceItem, EvidenceStore
 
 SWITCH_KEY = "uploads"
@@ -73,6 +75,7 @@ class QueueItem:
     alias: str | None
     client_address: str | None
     withheld: bool  # a CSAM bank matched it: metadata only, never a picture
+    places: tuple[MediaPlace, ...] = ()  # the Lemmy posts that use it (services/placement.py)
 
 
 @dataclass
@@ -109,6 +112,8 @@ class ConsoleService:
         chain: FlagChain,
         thumbnails: Thumbnails,
         now: NowReader,
+        places: PlaceStore,
+        placement: Placement,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -121,6 +126,8 @@ class ConsoleService:
         self.chain = chain
         self.thumbnails = thumbnails
         self.now_reader = now
+        self.places = places
+        self.placement = placement
         self.throttle = LoginThrottle(
             settings.invites.login_failures_per_account,
             settings.invites.login_failures_per_address,
@@ -204,20 +211,32 @@ class ConsoleService:
 
     # -- the review queue ---------------------------------------------------------------
 
-    def _visible(self, who: ConsoleSession, record: DecisionRecord) -> bool:
+    def _placed(self, records: list[DecisionRecord]) -> dict[str, list[MediaPlace]]:
+        return self.places.of(r.alias for r in records if r.alias)
+
+    def _visible(
+        self, who: ConsoleSession, record: DecisionRecord, places: dict[str, list[MediaPlace]]
+    ) -> bool:
+        """Admins see everything; a moderator only media a post in a community they
+        moderate uses (placed nowhere, or only elsewhere: not shown)."""
         if who.admin:
             return True
-        community = attribution(record, "community_id")
-        return community is not None and community.isdigit() and int(community) in who.communities
+        found = places.get(record.alias or "", [])
+        return any(p.community_id in who.communities for p in found)
 
-    def _item(self, record: DecisionRecord) -> QueueItem:
+    def _item(self, record: DecisionRecord, places: dict[str, list[MediaPlace]]) -> QueueItem:
         return QueueItem(
             record,
             account_of(record),
             attribution(record, "alias"),
             attribution(record, "client_address"),
             self.thumbnails.withheld(record),
+            tuple(places.get(record.alias or "", [])),
         )
+
+    async def place(self) -> int:
+        """Look up where the queue's media was posted (cached: `console.placement_s`)."""
+        return await self.placement.refresh()
 
     def queue(self, who: ConsoleSession, before: int | None = None) -> list[QueueItem]:
         """Open review decisions this person may see, newest first (blocking)."""
@@ -230,19 +249,22 @@ class ConsoleService:
             if not ids:
                 break
             handled = self.store.handled(ids)
-            for decision_id in ids:
-                record = self.decisions.get(decision_id) if decision_id not in handled else None
-                if record is not None and self._visible(who, record) and len(out) < limit:
-                    out.append(self._item(record))
+            records = [self.decisions.get(i) for i in ids if i not in handled]
+            present = [r for r in records if r is not None]
+            places = self._placed(present)
+            for record in present:
+                if self._visible(who, record, places) and len(out) < limit:
+                    out.append(self._item(record, places))
             before = ids[-1]
         return out
 
     def decision(self, who: ConsoleSession, decision_id: int) -> QueueItem:
         """One decision this person may see (NotFound otherwise: blocking)."""
         record = self.decisions.get(decision_id)
-        if record is None or not self._visible(who, record):
+        places = self._placed([record]) if record is not None else {}
+        if record is None or not self._visible(who, record, places):
             raise NotFound(f"No decision {decision_id} that you may see.")
-        return self._item(record)
+        return self._item(record, places)
 
     def thumbnail(self, who: ConsoleSession, decision_id: int) -> bytes | None:
         return self.thumbnails.thumbnail(self.decision(who, decision_id).record)

@@ -21,7 +21,8 @@ from warden.config import Settings, load_settings
 from warden.domain.verdict import Verdict
 from warden.media.pipeline import Prepared, Scanner
 from warden.membership.gate import AccessGate
-from warden.services.alerts import Alerts
+from warden.services.alerting import Alerting, build_alerting, retire
+from warden.services.alerts import Alerts, feed_quarantine_alert
 from warden.services.bank_sync import BankSync, follow_banks
 from warden.services.batcher import MicroBatcher
 from warden.services.console import ConsoleFeature
@@ -66,6 +67,7 @@ class Services:
     config_path: Path | None = None  # where reload() reads settings again
     _stop: asyncio.Event | None = field(default=None, repr=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
+    _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
 
     @property
     def uploads(self) -> UploadScreen:
@@ -86,7 +88,10 @@ class Services:
         and pict-rs refuses the upload, rather than answered unmatched) and their
         follower, and the invite worker."""
         self._stop = asyncio.Event()
+        self._loop = asyncio.get_running_loop()  # a reload from a thread hands work back here
         self.batcher.start()
+        if self.alerts is not None:  # events from worker threads need the loop now
+            self.alerts.start()
         await asyncio.to_thread(self.scanner.start)
         if self.banks is not None:
             await asyncio.to_thread(self.banks.load)
@@ -132,9 +137,14 @@ class Services:
         self.access.rules.reload()
 
     def reload(self) -> str:
-        """Re-read settings from the same source and swap thresholds, failure modes and
-        rules in place; returns the new config version (ConfigError keeps the old one)."""
+        """Re-read settings from the same source and swap thresholds, failure modes,
+        rules, external scanners and alert channels in place; returns the new config
+        version (ConfigError keeps the old settings, all of them).
+
+        Everything else (listeners, database, model, decode limits, evidence, banks,
+        feeds, invites, console) takes effect at the next restart: the log says so."""
         new = load_settings(self.config_path)
+        rebuilt = self._rebuild_alerting(new)
         self.scanner.policy = new.policy.label_policy()
         self.scanner.fail_modes.update(fail_modes(new))
         version = config_version(new)
@@ -142,5 +152,49 @@ class Services:
         self.gate.deadline_s = new.server.deadline_ms / 1000
         self.settings = new
         self.reload_rules()
-        log.warning("settings reloaded from %s: config version %s", self.config_path, version)
+        self._swap_alerting(rebuilt)
+        log.warning(
+            "settings reloaded from %s: config version %s; thresholds, failure modes, rules, "
+            "external scanners (%d) and alert channels (%d) are in force now; listener, "
+            "database, model, media, evidence, bank, feed, invite and console settings "
+            "need a restart",
+            self.config_path,
+            version,
+            len(rebuilt.external.scanners) if rebuilt.external else 0,
+            len(rebuilt.alerts.channels) if rebuilt.alerts else 0,
+        )
         return version
+
+    def _rebuild_alerting(self, new: Settings) -> Alerting:
+        """New scanners and alerts for `new` (secret files read again), carrying over
+        links in flight, dedup and back-off; ConfigError before anything is swapped."""
+        return build_alerting(new, self.database, previous=Alerting(self.external, self.alerts))
+
+    def _swap_alerting(self, rebuilt: Alerting) -> None:
+        """Put the rebuilt scanners and alerts in force (the gate reads them per file),
+        and retire the old ones once what is in flight through them is done."""
+        old = Alerting(self.external, self.alerts)
+        self.external = self.gate.external = rebuilt.external
+        self.alerts = self.gate.alerts = rebuilt.alerts
+        if self.feeds is not None:
+            self.feeds.on_quarantine = feed_quarantine_alert(rebuilt.alerts)
+        if self.console is not None:
+            self.console.service.chain.alerts = rebuilt.alerts
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:  # a thread (POST /api/v1/admin/reload) or no loop at all
+            running = None
+        if running is not None:
+            self._retire(old)
+        elif self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._retire, old)
+        elif old.external is not None or old.alerts is not None:
+            asyncio.run(old.aclose())  # never started: nothing is in flight through them
+
+    def _retire(self, old: Alerting) -> None:
+        """In the event loop: start the new alerts' delivery, and close the old
+        clients once what is in flight through them is done."""
+        if self.alerts is not None:
+            self.alerts.start()
+        if old.external is not None or old.alerts is not None:
+            self._spawn(retire(old, self._stop or asyncio.Event()), "warden-retire")

@@ -15,8 +15,11 @@ From one decision the console (and anything else sharing this service):
    (`lemmy.bot_token`);
 5. **strikes** each uploader's inviter in the invite ledger.
 
-`preview` says all of that without doing any of it; `run` does it and
-answers one `Step` per thing with what failed. Every step is idempotent (a
+`plan` says all of that without doing any of it; `run` does it and
+answers one `Step` per thing with what failed. The console runs all five on
+a decision; `warden flag` runs the same steps on a decision, a file or a
+SHA-256 (`Subject`), choosing which (`--purge`, `--ban`), so the two cannot
+drift. Every step is idempotent (a
 banked hash, a purged file, a ban and a strike each count once), so a retry
 runs the whole chain again and only what failed before does anything.
 """
@@ -24,9 +27,10 @@ runs the whole chain again and only what failed before does anything.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from warden.adapters.lemmy import LemmyApi
 from warden.adapters.pictrs import PictrsAdmin
@@ -35,29 +39,31 @@ from warden.domain.banks import Bank, BankAction, BankKind
 from warden.errors import FlagError, UpstreamError, WardenError
 from warden.jobs import flag as flagging
 from warden.media.matcher import BankMatcher
-from warden.services.thumbnails import MediaSource, attribution
+from warden.services.alerts import Alerts
+from warden.services.flag_evidence import FlagEvidence, Step, Subject, account_of
+from warden.services.thumbnails import MediaSource
 from warden.store.banks import BankStore
 from warden.store.decisions import DecisionLog, DecisionRecord
 from warden.store.invites import InviteStore
-from warden.store.quarantine import EvidenceStore, evidence_metadata
+from warden.store.quarantine import EvidenceStore
 
 STEPS = ("bank", "evidence", "purge", "ban", "strike")
 
 
-@dataclass(frozen=True)
-class Step:
-    """One of the five things, and how it went (or, in a preview, what it will do)."""
-
-    name: str
-    ok: bool
-    detail: str
+def chosen(steps: Iterable[str]) -> tuple[str, ...]:
+    """The steps to run, in the chain's order; purging always keeps the evidence first."""
+    wanted = set(steps) | ({"evidence"} if "purge" in steps else set())
+    unknown = wanted - set(STEPS)
+    if unknown:
+        raise FlagError(f"unknown flag steps: {', '.join(sorted(unknown))}")
+    return tuple(s for s in STEPS if s in wanted)
 
 
 @dataclass
 class FlagPlan:
     """What a flag of one decision will do; nothing is done to make it."""
 
-    decision: DecisionRecord
+    decision: DecisionRecord | None
     bank: str
     hashes: int
     earlier: list[DecisionRecord] = field(default_factory=list)
@@ -66,12 +72,16 @@ class FlagPlan:
     inviters: dict[str, str] = field(default_factory=dict)  # uploader -> inviter
     evidence: str = ""
     problems: list[str] = field(default_factory=list)
+    steps: tuple[str, ...] = STEPS
+    label: str = ""
 
 
 @dataclass
 class FlagResult:
-    decision_id: int
+    decision_id: int | None
     steps: list[Step] = field(default_factory=list)
+    report: flagging.FlagReport | None = None  # what the bank step banked and matched
+    banned: list[str] = field(default_factory=list)  # newly banned by the ban step
 
     @property
     def ok(self) -> bool:
@@ -94,11 +104,6 @@ def ledger_person(invites: InviteStore, name: str) -> tuple[int, str] | None:
     return None
 
 
-def account_of(record: DecisionRecord) -> str | None:
-    """The Lemmy account behind a decision: the attributed account, else `uploader`."""
-    return attribution(record, "account") or record.uploader
-
-
 class FlagChain:
     """Preview and run the flag chain (see the module docstring)."""
 
@@ -113,8 +118,12 @@ class FlagChain:
         source: MediaSource,
         lemmy: LemmyApi,
         refresh_banks: Callable[[], object] = lambda: None,
+        alerts: Alerts | None = None,
     ) -> None:
         self.settings = settings
+        # flag_action / ban_action go to the admins' channels (swapped on reload by
+        # Services); `warden flag` sends them itself after the chain (jobs/flag.py)
+        self.alerts = alerts
         self.decisions = decisions
         self.banks = banks
         self.invites = invites
@@ -122,6 +131,7 @@ class FlagChain:
         self.source = source
         self.lemmy = lemmy
         self.refresh_banks = refresh_banks
+        self.keeper = FlagEvidence(evidence, source)
 
     # -- preview -------------------------------------------------------------------
 
@@ -131,8 +141,19 @@ class FlagChain:
             raise FlagError(f"no decision {decision_id} in the decisions log")
         return record
 
-    def _earlier(self, target: flagging.Target, record: DecisionRecord) -> list[DecisionRecord]:
+    def subject(self, what: int | str | Subject) -> Subject:
+        """A decision id, a file path or a SHA-256 -> what will be flagged (blocking)."""
+        if isinstance(what, Subject):
+            return what
+        target = flagging.resolve(str(what), self.settings, self.decisions)
+        record = self._record(target.decision_id) if target.decision_id is not None else None
+        path = Path(str(what))
+        media = path.read_bytes() if record is None and path.is_file() else None
+        return Subject(target, record, media)
+
+    def _earlier(self, subject: Subject) -> list[DecisionRecord]:
         """Earlier decisions the target matches, found without banking anything."""
+        target = subject.target
         pdq = Bank(-1, "preview", BankKind.PDQ, BankAction.REJECT)
         sha = Bank(-2, "preview-sha256", BankKind.SHA256, BankAction.REJECT)
         matcher = BankMatcher()
@@ -142,23 +163,34 @@ class FlagChain:
         if target.sha256:
             matcher.add(sha.id, [(0, target.sha256)])
         since = datetime.now(UTC) - timedelta(days=self.settings.banks.rematch_days)
+        own = subject.record.id if subject.record else target.decision_id
         return [
             r
             for r in self.decisions.since(since)
-            if r.id != record.id and matcher.match(r.verdict.sha256, r.verdict.frames)
+            if r.id != own and matcher.match(r.verdict.sha256, r.verdict.frames)
         ]
 
-    def _aliases(self, records: list[DecisionRecord]) -> list[str]:
-        found = (self.source.alias_of(r) for r in records)
-        return sorted({a for a in found if a})
+    def _aliases(self, subject: Subject, records: list[DecisionRecord]) -> list[str]:
+        found = {self.source.alias_of(r) for r in records}
+        if subject.record is None and subject.target.sha256:  # a file or hash: pict-rs's copy
+            found.add(self.source.aliases_by_sha256().get(subject.target.sha256))
+        return sorted(a for a in found if a)
 
-    def plan(self, decision_id: int) -> FlagPlan:
-        """What flagging this decision will do (blocking: call from a thread)."""
-        record = self._record(decision_id)
-        target = flagging.resolve(str(decision_id), self.settings, self.decisions)
-        earlier = self._earlier(target, record)
-        everyone = [record, *earlier]
-        uploaders = sorted({a for a in (account_of(r) for r in everyone) if a})
+    def _everyone(self, subject: Subject, earlier: list[DecisionRecord]) -> list[DecisionRecord]:
+        return [subject.record, *earlier] if subject.record else list(earlier)
+
+    def _uploaders(self, subject: Subject, everyone: list[DecisionRecord]) -> list[str]:
+        names = {account_of(r) for r in everyone} | {subject.target.uploader}
+        return sorted(n for n in names if n)
+
+    def plan(self, what: int | str | Subject, steps: Iterable[str] = STEPS) -> FlagPlan:
+        """What flagging will do, step by step (blocking: call from a thread)."""
+        todo = chosen(steps)
+        subject = self.subject(what)
+        record, target = subject.record, subject.target
+        earlier = self._earlier(subject)
+        everyone = self._everyone(subject, earlier)
+        uploaders = self._uploaders(subject, everyone)
         inviters: dict[str, str] = {}
         for name in uploaders:
             person = ledger_person(self.invites, name)
@@ -167,16 +199,17 @@ class FlagChain:
             if found is not None:
                 inviters[name] = found.name
         problems = []
-        if self.settings.lemmy.bot_token is None and uploaders:
+        if "ban" in todo and self.settings.lemmy.bot_token is None and uploaders:
             problems.append("lemmy.bot_token is not set: nobody can be banned")
-        if self.settings.pictrs.api_key is None:
+        if "purge" in todo and self.settings.pictrs.api_key is None:
             problems.append("pictrs.api_key is not set: nothing can be purged")
-        kept = self._kept(record)
+        kept = self.keeper.kept(record) if record else None
         if kept is not None:
             evidence = f"already kept as {kept}"
         elif self.evidence is None:
             evidence = "not kept: evidence preservation is off"
-            problems.append("evidence.enabled is off: the file cannot be preserved")
+            if "evidence" in todo:
+                problems.append("evidence.enabled is off: the file cannot be preserved")
         else:
             evidence = "the file will be preserved, encrypted, before it is purged"
         return FlagPlan(
@@ -184,44 +217,76 @@ class FlagChain:
             bank=self.settings.banks.flag_bank,
             hashes=len(target.frames) + len(target.extra) + (1 if target.sha256 else 0),
             earlier=earlier,
-            aliases=self._aliases(everyone),
+            aliases=self._aliases(subject, everyone) if "purge" in todo else [],
             uploaders=uploaders,
             inviters=inviters,
             evidence=evidence,
             problems=problems,
+            steps=todo,
+            label=target.label,
         )
 
     # -- run -----------------------------------------------------------------------
 
-    async def run(self, decision_id: int, *, actor: str, reason: str) -> FlagResult:
-        """Do all five things; one failing step never stops the others after it
-        (except that nothing is purged when the evidence could not be kept)."""
-        result = FlagResult(decision_id)
-        record = await asyncio.to_thread(self._record, decision_id)
-        bank_step, earlier = await asyncio.to_thread(self._bank, record, actor, reason)
-        result.steps.append(bank_step)
-        evidence_step = await asyncio.to_thread(self._preserve, record, actor, reason)
-        result.steps.append(evidence_step)
-        everyone = [record, *earlier]
-        if evidence_step.ok:
-            result.steps.append(await asyncio.to_thread(self._purge, everyone))
+    async def run(
+        self,
+        what: int | str | Subject,
+        *,
+        actor: str,
+        reason: str,
+        steps: Iterable[str] = STEPS,
+        via: str = "console",
+    ) -> FlagResult:
+        """Do the chosen steps (all five by default); one failing step never stops the
+        others after it (except that nothing is purged when the evidence could not be
+        kept). `via` names the tool in the invite ledger's strike ("console: alice")."""
+        todo = chosen(steps)
+        subject = await asyncio.to_thread(self.subject, what)
+        result = FlagResult(subject.record.id if subject.record else None)
+        earlier: list[DecisionRecord] = []
+        if "bank" in todo:
+            bank_step, result.report = await asyncio.to_thread(self._bank, subject, actor, reason)
+            result.steps.append(bank_step)
+            if self.alerts is not None and result.report is not None:
+                self.alerts.flag_action(
+                    by=actor,
+                    bank=result.report.pdq_bank,
+                    hashes=len(result.report.added),
+                    label=result.report.target.label,
+                )
+            earlier = [r for r, _ in result.report.earlier] if result.report else []
         else:
-            result.steps.append(
-                Step("purge", False, "not purged: the evidence must be kept first (retry)")
-            )
-        names = sorted({a for a in (account_of(r) for r in everyone) if a})
-        ban_step, banned = await self._ban(names, reason)
-        result.steps.append(ban_step)
-        result.steps.append(await asyncio.to_thread(self._strike, banned, reason, actor))
+            earlier = await asyncio.to_thread(self._earlier, subject)
+        everyone = self._everyone(subject, earlier)
+        evidence_ok = True
+        if "evidence" in todo:
+            step = await asyncio.to_thread(self.keeper.preserve, subject, actor, reason)
+            result.steps.append(step)
+            evidence_ok = step.ok
+        if "purge" in todo:
+            if evidence_ok:
+                result.steps.append(await asyncio.to_thread(self._purge, subject, everyone))
+            else:
+                result.steps.append(
+                    Step("purge", False, "not purged: the evidence must be kept first (retry)")
+                )
+        if "ban" in todo:
+            names = self._uploaders(subject, everyone)
+            ban_step, banned, result.banned = await self._ban(names, reason)
+            result.steps.append(ban_step)
+            if self.alerts is not None and result.banned:
+                self.alerts.ban_action(by=actor, user=", ".join(result.banned), reason=reason)
+            if "strike" in todo:
+                strike = await asyncio.to_thread(self._strike, banned, reason, f"{via}: {actor}")
+                result.steps.append(strike)
         return result
 
     def _bank(
-        self, record: DecisionRecord, actor: str, reason: str
-    ) -> tuple[Step, list[DecisionRecord]]:
+        self, subject: Subject, actor: str, reason: str
+    ) -> tuple[Step, flagging.FlagReport | None]:
         try:
-            target = flagging.resolve(str(record.id), self.settings, self.decisions)
             report = flagging.flag(
-                target,
+                subject.target,
                 settings=self.settings,
                 store=self.banks,
                 decisions=self.decisions,
@@ -230,62 +295,22 @@ class FlagChain:
             )
             self.refresh_banks()
         except WardenError as exc:
-            return Step("bank", False, exc.message), []
-        earlier = [r for r, _ in report.earlier]
+            return Step("bank", False, exc.message), None
         return (
             Step(
                 "bank",
                 True,
                 f"{len(report.added)} new hashes in {report.pdq_bank} / {report.sha_bank};"
-                f" {len(earlier)} earlier uploads match",
+                f" {len(report.earlier)} earlier uploads match",
             ),
-            earlier,
+            report,
         )
 
-    def _kept(self, record: DecisionRecord) -> str | None:
-        """The evidence item an earlier flag of this decision kept, if any."""
-        if record.evidence_id:
-            return record.evidence_id
-        if self.evidence is None:
-            return None
-        items = self.evidence.items()
-        return next((i.id for i in items if i.metadata.get("decision_id") == record.id), None)
-
-    def _preserve(self, record: DecisionRecord, actor: str, reason: str) -> Step:
-        if record.evidence_id:
-            return Step("evidence", True, f"already kept as {record.evidence_id}")
-        if self.evidence is None:
-            return Step("evidence", False, "evidence preservation is off (evidence.enabled)")
-        kept = self._kept(record)
-        if kept is not None:  # an earlier flag of this decision (a retry) kept it
-            return Step("evidence", True, f"already kept as {kept}")
-        data = self.source.media(record)
-        if data is None:
-            return Step("evidence", False, "neither the evidence store nor pict-rs holds the file")
-        meta = evidence_metadata(
-            record.verdict,
-            source=record.source,
-            uploader=account_of(record),
-            declared_type=None,
-            config_version=record.config_version,
-            decision_id=record.id,
-            flagged_by=actor,
-            flag_reason=reason,
-            alias=attribution(record, "alias"),
-            client_address=attribution(record, "client_address"),
-            decided_at=record.created_at.isoformat(),
-        )
-        try:
-            item = self.evidence.preserve(data, meta)
-        except WardenError as exc:
-            return Step("evidence", False, exc.message)
-        return Step("evidence", True, f"preserved as {item}")
-
-    def _purge(self, records: list[DecisionRecord]) -> Step:
+    def _purge(self, subject: Subject, records: list[DecisionRecord]) -> Step:
         key = self.settings.pictrs.api_key
         if key is None:
             return Step("purge", False, "pictrs.api_key is not set")
-        aliases = self._aliases(records)
+        aliases = self._aliases(subject, records)
         if not aliases:
             return Step("purge", True, "pict-rs holds no copy")
         purged: list[str] = []
@@ -313,12 +338,15 @@ class FlagChain:
             return Step("purge", False, detail + "; failed: " + "; ".join(failed))
         return Step("purge", True, detail)
 
-    async def _ban(self, names: list[str], reason: str) -> tuple[Step, list[tuple[int, str]]]:
+    async def _ban(
+        self, names: list[str], reason: str
+    ) -> tuple[Step, list[tuple[int, str]], list[str]]:
+        """(the step, every uploader now banned as (person id, name), the newly banned)."""
         if not names:
-            return Step("ban", True, "no uploader is known"), []
+            return Step("ban", True, "no uploader is known"), [], []
         token = self.settings.lemmy.bot_token
         if token is None:
-            return Step("ban", False, "lemmy.bot_token is not set"), []
+            return Step("ban", False, "lemmy.bot_token is not set"), [], []
         done: list[tuple[int, str]] = []
         banned: list[str] = []
         already: list[str] = []
@@ -340,20 +368,31 @@ class FlagChain:
         if already:
             detail += f"; already banned: {', '.join(already)}"
         if failed:
-            return Step("ban", False, detail + "; failed: " + "; ".join(failed)), done
-        return Step("ban", True, detail), done
+            return Step("ban", False, detail + "; failed: " + "; ".join(failed)), done, banned
+        return Step("ban", True, detail), done, banned
 
     def _strike(self, banned: list[tuple[int, str]], reason: str, actor: str) -> Step:
         if not banned:
             return Step("strike", True, "nobody banned, nobody struck")
         notes = []
         for person_id, name in banned:
-            outcome = self.invites.record_ban(
-                person_id, name, reason, datetime.now(UTC), f"console: {actor}"
-            )
+            outcome = self.invites.record_ban(person_id, name, reason, datetime.now(UTC), actor)
             notes.append(
                 f"{name}: inviter {outcome.inviter.name} struck ({outcome.inviter.strikes})"
                 if outcome is not None
                 else f"{name}: no inviter to strike (or already struck)"
             )
         return Step("strike", True, "; ".join(notes))
+
+
+__all__ = [
+    "STEPS",
+    "FlagChain",
+    "FlagPlan",
+    "FlagResult",
+    "Step",
+    "Subject",
+    "account_of",
+    "chosen",
+    "ledger_person",
+]

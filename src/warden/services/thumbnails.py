@@ -139,8 +139,10 @@ class MediaSource:
             except WardenError as exc:
                 log.warning("console: evidence %s unreadable: %s", record.evidence_id, exc)
         alias = self.alias_of(record)
-        if alias is None:
-            return None
+        return None if alias is None else self.media_of_alias(alias)
+
+    def media_of_alias(self, alias: str) -> bytes | None:
+        """The original bytes pict-rs serves under `alias`, or None."""
         try:
             return fetch_original(
                 self.pictrs_url, alias, timeout_s=self.timeout_s, max_bytes=self.limits.max_bytes

@@ -6,7 +6,15 @@ Alembic's environment and the models-versus-migrations check read
 
 from __future__ import annotations
 
-from warden.store import banks, console, decisions, feed_tables, invites, tokens  # noqa: F401
+from warden.store import (  # noqa: F401
+    banks,
+    console,
+    decisions,
+    feed_tables,
+    invites,
+    places,
+    tokens,
+)
 from warden.store.base import Base
 
 metadata = Base.metadata

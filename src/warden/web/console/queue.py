@@ -32,7 +32,9 @@ async def queue(
     request: Request, console: ConsoleDep, who: ViewerDep, before: int | None = None
 ) -> Response:
     """Every open `review` decision this person may see, newest first; media a CSAM
-    bank matched shows as metadata only."""
+    bank matched shows as metadata only. Where the media was posted is looked up
+    first (cached), so a moderator sees the reviews of their communities."""
+    await console.service.place()
     items = await asyncio.to_thread(console.service.queue, who, before)
     return render(request, "queue.html", items=items, csrf=who.csrf, **message(request, console))
 
