@@ -1,5 +1,8 @@
 """The PDQ index: every stored hash within Hamming distance r of a query, exactly.
 
+Slightly over ~400 lines: the multi-index layout and its exact search are one
+algorithm (the compiled kernel is apart, in media/pdq_kernel.py).
+
 Multi-index hashing (Norouzi, Punjani and Fleet): the 256 bits are cut into 11
 substrings (three of 24 bits, eight of 23). If two hashes differ in at most 31
 bits, then by pigeonhole at least one of the 11 substrings differs in at most

@@ -1,5 +1,8 @@
 """Alerts: wake the admins when an attack starts or the gate is in trouble.
 
+Slightly over ~400 lines: the events, their dedup and the delivery loop share state
+(the spike detector is apart, in services/spikes.py).
+
 Events and their dedup keys (one message per key per `alerts.repeat_after_s`;
 repeats in between are counted into the next message):
 

@@ -1,5 +1,8 @@
 """Hash feeds at work: publish banks as signed feeds, follow other instances' feeds.
 
+Over ~400 lines: the publisher and the subscriber share one batch model and one
+store transaction discipline; split, each half would import the other's internals.
+
 Publisher: every `feeds.publish_check_s` the published banks are compared with
 their feed logs (only when the banks changed at all); what was added or removed
 becomes numbered `add`/`remove` entries, served from `GET /feeds/v1/{feed}` and

@@ -1,5 +1,8 @@
 """Hash banks in the database: banks, their entries with provenance, the change log.
 
+Slightly over ~400 lines: the bank tables and their change log are one store (bulk
+import is apart in store/bank_import.py, syncing in services/bank_sync.py).
+
 Entries are never deleted one by one: `remove` marks them (who, when, why), so
 the provenance of every hash that ever refused an upload stays available for
 a report. Deleting a whole bank does delete its entries. Bulk adds go through
