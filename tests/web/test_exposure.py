@@ -143,8 +143,8 @@ def test_warden_serve_refuses_a_spoofed_x_forwarded_for_and_serves_public_pages_
     tmp_path: Path,
 ) -> None:
     """The caller is 127.0.0.1, not a trusted proxy: its X-Forwarded-For naming an
-    allowed address must not open the hook. With server.public_port set, /invites is on
-    the public listener only, and that listener has nothing else."""
+    allowed address must not open the hook. With server.public_port set, /invites and
+    the hash feeds are on the public listener only, and that listener has nothing else."""
     public_port = free_port()
     env = {
         "WARDEN_MODEL__PATH": str(tmp_path / "missing.onnx"),
@@ -156,6 +156,8 @@ def test_warden_serve_refuses_a_spoofed_x_forwarded_for_and_serves_public_pages_
         public = f"http://127.0.0.1:{public_port}"
         on_main = httpx.get(f"{warden.url}/invites")
         on_public = httpx.get(f"{public}/invites")
+        key_on_public = httpx.get(f"{public}/.well-known/warden-feed-key")
+        key_on_main = httpx.get(f"{warden.url}/.well-known/warden-feed-key")
         public_others = [
             httpx.post(f"{public}/pictrs/validate", content=JPEG).status_code,
             httpx.get(f"{public}/pictrs-proxy/healthz").status_code,
@@ -163,13 +165,17 @@ def test_warden_serve_refuses_a_spoofed_x_forwarded_for_and_serves_public_pages_
             httpx.get(f"{public}/api/v1/decisions").status_code,
             httpx.get(f"{public}/openapi.json").status_code,
             httpx.get(f"{public}/metrics").status_code,
+            httpx.get(f"{public}/console").status_code,
         ]
     assert spoofed.status_code == 403, spoofed.text
+    # other instances pull feeds from the public listener only (docs/feeds.md)
+    assert key_on_public.status_code == 200 and "fingerprint" in key_on_public.json()
+    assert key_on_main.status_code == 404
     assert on_main.status_code == 404 and on_main.json() == {"detail": "Not Found"}
     # the invites router answers (404 only because invites are not enabled here)
     assert on_public.status_code == 404
     assert "not enabled on this instance" in on_public.text
-    assert public_others == [404, 404, 404, 404, 404, 404]
+    assert public_others == [404, 404, 404, 404, 404, 404, 404]
 
 
 def test_warden_serve_takes_the_secret_in_a_header_and_never_logs_it(tmp_path: Path) -> None:

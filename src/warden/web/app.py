@@ -37,10 +37,12 @@ def _reload_on_signal(services: Services) -> None:
         log.exception("SIGHUP reload failed; the settings in force are kept")
 
 
-#: The pages people open in a browser. With `server.public_port` set they are served
-#: only by `create_public_app`, on a listener that never exposes the validation hook,
-#: the ingest proxy, /authz or the API; nginx proxies `location /invites` there.
-PUBLIC_ROUTERS = (invites.router,)
+#: What people and other instances reach from the internet: the /invites pages and the
+#: hash feeds (signed, rate-limited: other Wardens pull /feeds/v1/ and the well-known
+#: key, and push to the inbox). With `server.public_port` set they are served only by
+#: `create_public_app`, on a listener that never exposes the validation hook, the
+#: ingest proxy, /authz, the console or the API; nginx proxies those paths there.
+PUBLIC_ROUTERS = (invites.router, feed_routes.router)
 
 
 def _guard(app: FastAPI, settings: Settings) -> None:
@@ -79,7 +81,6 @@ def _routes(app: FastAPI, settings: Settings) -> None:
     app.include_router(api.router)
     app.include_router(authz.router)
     app.include_router(pictrs_proxy.router)
-    app.include_router(feed_routes.router)  # hash feeds: served only when published
     app.include_router(console.router)  # main (internal) listener only, never public
     app.include_router(scanner_media.router)  # one-time media URLs for external scanners
 
