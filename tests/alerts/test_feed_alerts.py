@@ -8,12 +8,15 @@ import json
 import pytest
 
 from tests.alerts import receiver
+from tests.feeds.test_cli import HASHES, env, publisher, run  # noqa: F401  (fixtures)
 from tests.feeds.test_service import SIGNER, URL, batch, values
 from warden.config import load_settings
-from warden.domain.feeds import EntryOp, Trust
+from warden.domain.banks import BankAction, BankKind
+from warden.domain.feeds import Category, EntryOp, Trust
 from warden.errors import FeedQuarantined
 from warden.services.alerts import build_alerts, feed_quarantine_alert
 from warden.services.feeds import FeedService
+from warden.store.bank_import import NewEntry
 from warden.store.banks import BankStore
 from warden.store.feeds import FeedStore
 
@@ -54,3 +57,28 @@ async def test_a_quarantined_feed_alerts_the_admins(hooks, inbox, tmp_path, data
     assert lines[0] == "[Warden] A hash feed was quarantined"
     assert f"`warden feeds resume {URL}`" in lines[1]
     assert "- code: feed_mass_retraction" in lines and "- bank: from-pub" in lines
+
+
+def test_feeds_sync_from_the_command_line_alerts_on_a_quarantine(
+    hooks,
+    inbox,
+    env,  # noqa: F811  (the feeds CLI tests' fixture)
+    publisher,  # noqa: F811  (the feeds CLI tests' fixture)
+    monkeypatch,
+):
+    """`warden feeds sync` run by hand tells the admins too, not only `warden serve`."""
+    url = f"{hooks}/api/webhooks/1/{receiver.HOOK_TOKEN}"
+    monkeypatch.setenv(
+        "WARDEN_ALERTS__CHANNELS",
+        json.dumps([{"name": "mods", "kind": "webhook_json", "url": url}]),
+    )
+    publisher.banks.ensure_bank("spam-pdq", BankKind.PDQ, BankAction.REJECT, "spam")
+    publisher.banks.add("spam-pdq", [NewEntry(HASHES[0], "test", "admin", "spam")])
+    publisher.feeds.publish("spam-pdq", Category.SPAM)
+    feed = publisher.feed_url("spam-pdq")
+    wrong = "ed25519:" + "0" * 64
+    run("feeds", "subscribe", feed, "--key", wrong, "--bank", "b", "--action", "reject")
+    assert "QUARANTINED" in run("feeds", "sync", code=1)
+    [text] = [json.loads(r["body"])["content"] for r in inbox.received]
+    assert text.splitlines()[0] == "[Warden] A hash feed was quarantined"
+    assert "- code: feed_bad_signature" in text.splitlines()

@@ -14,6 +14,7 @@ import typer
 
 from warden.cli.context import database, out, settings_from
 from warden.domain.feeds import Category, Trust
+from warden.services.alerts import build_alerts, feed_quarantine_alert
 from warden.services.factories import bank_store
 from warden.services.feeds import FeedService, build_feed_service
 from warden.store.feeds import FeedStore
@@ -127,12 +128,19 @@ def list_feeds(ctx: typer.Context) -> None:
 def sync(ctx: typer.Context) -> None:
     """Pull every subscription now; exit 1 when any is quarantined or failed."""
     service = _service(ctx)
+    alerts = build_alerts(settings_from(ctx))  # a quarantine tells the admins, as in serve
 
     async def run() -> int:
+        if alerts is not None:
+            alerts.start()
+            service.on_quarantine = feed_quarantine_alert(alerts)
         try:
             return await service.sync_all()
         finally:
             await service.aclose()
+            if alerts is not None:
+                await alerts.drain()
+                await alerts.aclose()
 
     applied = asyncio.run(run())
     out.print(f"{applied:,} entries applied")
