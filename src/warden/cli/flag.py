@@ -18,6 +18,7 @@ from rich.table import Table
 from warden.cli.context import database, me, out, settings_from
 from warden.config import Settings
 from warden.jobs import flag as flagging
+from warden.services.alerts import build_alerts
 from warden.services.assembly import build_evidence_store
 from warden.services.console_assembly import build_flag_chain
 from warden.services.factories import bank_store, lemmy_client
@@ -65,7 +66,8 @@ def flag(
     steps = ("bank", *(("evidence", "purge") if purge else ()), *(("ban", "strike") if ban else ()))
     lemmy = lemmy_client(settings)
     evidence = build_evidence_store(settings) if purge else None
-    chain = build_flag_chain(settings, db, evidence=evidence, lemmy=lemmy)
+    alerts = None if dry_run else build_alerts(settings)  # flag/ban alerts, as the console
+    chain = build_flag_chain(settings, db, evidence=evidence, lemmy=lemmy, alerts=alerts)
     subject = chain.subject(target)
     who = by or me()
     why = reason or f"uploaded flagged media {subject.label}"
@@ -75,10 +77,15 @@ def flag(
         return
 
     async def go() -> FlagResult:
+        if alerts is not None:
+            alerts.start()
         try:
             return await chain.run(subject, actor=who, reason=why, steps=steps, via="warden flag")
         finally:
             await lemmy.http.aclose()
+            if alerts is not None:  # delivered (each channel within alerts.timeout_s)
+                await alerts.drain()
+                await alerts.aclose()
 
     result = asyncio.run(go())
     if result.report is not None:
@@ -87,11 +94,7 @@ def flag(
         typer.echo("banned: " + (", ".join(result.banned) or "nobody new"))
     for step in result.steps:
         typer.echo(f"  {step.name}: {'done' if step.ok else 'FAILED'} — {step.detail}")
-    if result.report is not None and asyncio.run(
-        flagging.tell_admins(
-            settings, by=who, flagged=result.report, banned=result.banned, reason=why
-        )
-    ):
+    if alerts is not None and result.report is not None:
         typer.echo("alerts: flag_action" + (", ban_action" if result.banned else ""))
     if not result.ok:
         raise typer.Exit(1)

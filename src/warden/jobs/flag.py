@@ -11,18 +11,12 @@ same picture (resized, recompressed, rotated) and who uploaded them.
 reject/review bank holding it and goes to the allow bank, which overrides
 both banks and the classifier.
 
-When alert channels are configured, `tell_admins` sends the `flag_action` and
-`ban_action` alerts for what was done (words and hashes, never the media).
+The full flag (evidence, purge, ban, strike, and the `flag_action`/`ban_action`
+alerts) is services/flag_chain.py, which the console and `warden flag` share;
+this module is its bank step.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-from warden.errors import FlagError
-
-if TYPE_CHECKING:
-    pass
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,10 +26,10 @@ from warden.config import Settings
 from warden.domain.banks import Bank, BankAction, BankKind, HashMatch
 from warden.domain.signals import SHA256
 from warden.domain.verdict import FrameHash
+from warden.errors import FlagError
 from warden.media import hashing, variants
 from warden.media.decode import decode
 from warden.media.matcher import BankMatcher
-from warden.services.alerts import build_alerts
 from warden.store.bank_import import NewEntry
 from warden.store.banks import BankStore
 from warden.store.decisions import DecisionLog, DecisionRecord
@@ -204,32 +198,3 @@ def unflag(
         store.add(sha_bank.name, [NewEntry(target.sha256, source, by, reason)])
         report.allow_banks.append(sha_bank.name)
     return report
-
-
-async def tell_admins(
-    settings: Settings,
-    *,
-    by: str,
-    flagged: FlagReport | None = None,
-    banned: list[str] | None = None,
-    reason: str = "",
-) -> bool:
-    """Send the `flag_action` alert for `flagged` and one `ban_action` alert naming
-    everyone `banned`, when alert channels are configured: built from the settings,
-    delivered (each channel within `alerts.timeout_s`) and closed before returning.
-    Whether alerts are configured. A channel that is down is logged, never raised:
-    the flag and the bans are done either way."""
-    alerts = build_alerts(settings)
-    if alerts is None:
-        return False
-    try:
-        if flagged is not None:
-            alerts.flag_action(
-                by=by, bank=flagged.pdq_bank, hashes=len(flagged.added), label=flagged.target.label
-            )
-        if banned:
-            alerts.ban_action(by=by, user=", ".join(banned), reason=reason)
-        await alerts.drain()
-    finally:
-        await alerts.aclose()
-    return True
