@@ -192,3 +192,15 @@ def test_no_import_cycles_among_warden_modules():
     """Module-level imports only: an import inside a function runs later, but a cycle
     of module-level imports breaks on whichever module is imported first."""
     assert _components(_import_graph()) == []
+
+
+def test_the_services_package_exports_every_name_it_loads_lazily():
+    """services/__init__.py lists its names twice (for type checkers and for the lazy
+    loader): the two lists agree, and every name resolves to its module's object."""
+    import importlib
+
+    import warden.services as services
+
+    assert sorted(services.__all__) == sorted(services._WHERE)
+    for name, module in services._WHERE.items():
+        assert getattr(services, name) is getattr(importlib.import_module(module), name)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -47,9 +47,6 @@ from warden.store.bank_import import AddResult as AddResult
 from warden.store.bank_import import NewEntry as NewEntry
 from warden.store.base import Base, UTCDateTime, utcnow
 from warden.store.database import Database
-
-if TYPE_CHECKING:
-    from warden.services.bank_sync import BankSync as BankSync
 
 log = logging.getLogger(__name__)
 
@@ -408,13 +405,3 @@ class BankStore:
                 )
             ).all()
             return [(int(i), int(b), v) for i, b, v in rows]
-
-
-def __getattr__(name: str) -> type[BankSync]:
-    """`from warden.store.banks import BankSync` keeps working until the lead tidies:
-    BankSync moved to services/bank_sync.py (imported lazily: services sits above store)."""
-    if name == "BankSync":
-        from warden.services.bank_sync import BankSync
-
-        return BankSync
-    raise AttributeError(name)
