@@ -26,10 +26,8 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
-import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -44,22 +42,6 @@ from warden.web.app import create_app
 
 NGINX = "10.0.0.5"  # Lemmy's peer, in server.trusted_proxies (as in tests/web/test_attribution.py)
 WAYS = ("pictrs", "hook", "proxy")
-
-
-class ServedWarden(ServedApp):
-    """Warden on uvicorn as `warden serve` runs it (proxy_headers off)."""
-
-    def __init__(self, app: Any, on_stop: Any) -> None:
-        super().__init__(app, on_stop)
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="off",
-            proxy_headers=False,
-        )
-        self.server = uvicorn.Server(config)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -125,7 +107,9 @@ def main() -> None:
             server={"trusted_proxies": ["10.0.0.0/8"]},
         )
         services = gate_services(settings, model)
-        warden = ServedWarden(create_app(settings, services), on_stop=services.aclose)
+        warden = ServedApp(  # as `warden serve` runs it: the client is the TCP peer
+            create_app(settings, services), on_stop=services.aclose, proxy_headers=False
+        )
         warden.start()
         base = f"http://127.0.0.1:{warden.port}"
         hooked.validation_url = f"{base}/pictrs/validate"

@@ -22,7 +22,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from PIL import Image
 
 from tests.conftest import encode, gradient
@@ -38,23 +37,6 @@ from warden.store.decisions import DecisionRecord
 from warden.web.app import create_app
 
 NGINX = "10.0.0.5"
-
-
-class ServedWarden(ServedApp):
-    """Warden on uvicorn as `warden serve` runs it: proxy_headers off, so the ASGI
-    client is the TCP peer (web/listeners.py), not uvicorn's reading of the header."""
-
-    def __init__(self, app: Any, on_stop: Any) -> None:
-        super().__init__(app, on_stop)
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="off",
-            proxy_headers=False,
-        )
-        self.server = uvicorn.Server(config)
 
 
 class CountingClassifier:
@@ -117,7 +99,9 @@ def world(tmp_path: Path, classifier: Classifier, lemmy: LemmyDouble) -> Iterato
         settings = gate_settings(tmp_path, f"sqlite:///{tmp_path / 'warden.db'}", **chosen)
         model = CountingClassifier(classifier)
         services = gate_services(settings, model)
-        warden = ServedWarden(create_app(settings, services), on_stop=services.aclose)
+        warden = ServedApp(  # as `warden serve` runs it: the client is the TCP peer
+            create_app(settings, services), on_stop=services.aclose, proxy_headers=False
+        )
         warden.start()
         started.insert(0, warden)
         base = f"http://127.0.0.1:{warden.port}"
