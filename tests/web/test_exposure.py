@@ -21,8 +21,9 @@ from tests.servers.nginx import free_port
 from tests.servers.warden_serve import served_warden
 from warden.cli import app as cli
 from warden.config import load_settings
+from warden.services.exposure import exposure_problems, trust_problems
 from warden.web.app import create_public_app
-from warden.web.exposure import exposure_problems, redact, trust_problems
+from warden.web.exposure import redact
 from warden.web.peers import client_address, forwarded_client, networks
 
 SECRET = "hook-secret-8c1f2e"

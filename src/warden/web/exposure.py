@@ -1,7 +1,7 @@
 """Exposure: what Warden never writes to a log.
 
-What `warden serve` refuses to open to the network is a settings check
-(services/exposure.py, re-exported here for older callers).
+What `warden serve` refuses to open to the network is a settings check, in
+services/exposure.py.
 
 pict-rs 0.4 can send the hook's secret only in the URL (`?secret=`), which an
 access log would keep; `SecretRedaction` rewrites it before any handler sees
@@ -13,16 +13,7 @@ from __future__ import annotations
 import logging
 import re
 
-from warden.services.exposure import exposure_problems, listening_problems, trust_problems
-
-__all__ = [
-    "SecretRedaction",
-    "exposure_problems",
-    "listening_problems",
-    "redact",
-    "redact_secrets_in_logs",
-    "trust_problems",
-]
+__all__ = ["SecretRedaction", "redact", "redact_secrets_in_logs"]
 
 
 #: `secret=<value>` in a query string, up to the next separator.
