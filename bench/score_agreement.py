@@ -18,7 +18,12 @@ grouped by how Warden decodes them:
   factor (a box filter) after decoding: the same averaging, for the same reason
   (the frames decoding hands over stay small).
 
-    .venv/bin/python bench/score_agreement.py [--scan-side 320]
+Two corpora: scikit-image's photos (with synthetic gradients), each at its own
+size and scaled to 1024, 1600 and 4000 px; and the photographs and wallpapers
+Debian packages ship (`tests/photos.py`), scaled to 640, 1024 and 2048 px as
+JPEG, and to 1024 px as PNG and WebP.
+
+    .venv/bin/python bench/score_agreement.py [--scan-side 320] [--corpus all|skimage|packages]
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests import photos
 from tests.conftest import gradient
 
 from warden.config import load_settings
@@ -63,13 +69,22 @@ PHOTOS = (
     "cell",
 )
 FLOOR = 0.25
+#: (longest side or None for the picture's own, format) per corpus
+SKIMAGE_VERSIONS = ((None, "JPEG"), (1024, "JPEG"), (1600, "JPEG"), (4000, "JPEG"), (1600, "PNG"))
+PACKAGE_VERSIONS = ((640, "JPEG"), (1024, "JPEG"), (None, "JPEG"), (1024, "PNG"), (1024, "WEBP"))
+
+Versions = tuple[tuple[int | None, str], ...]
 
 
-def ordinary() -> Iterator[tuple[str, Image.Image]]:
-    for name in PHOTOS:
-        yield name, Image.fromarray(getattr(data, name)()).convert("RGB")
-    for seed in range(3):
-        yield f"gradient{seed}", gradient(640, 480, seed=seed)
+def ordinary(corpus: str) -> Iterator[tuple[str, Image.Image, Versions]]:
+    if corpus in ("all", "skimage"):
+        for name in PHOTOS:
+            yield name, Image.fromarray(getattr(data, name)()).convert("RGB"), SKIMAGE_VERSIONS
+        for seed in range(3):
+            yield f"gradient{seed}", gradient(640, 480, seed=seed), SKIMAGE_VERSIONS
+    if corpus in ("all", "packages"):
+        for file in photos.PHOTOGRAPHS + photos.WALLPAPERS:
+            yield Path(file).stem, photos.picture(file, 2048), PACKAGE_VERSIONS
 
 
 def encoded(image: Image.Image, longest: int | None = None, fmt: str = "JPEG") -> bytes:
@@ -79,7 +94,7 @@ def encoded(image: Image.Image, longest: int | None = None, fmt: str = "JPEG") -
             (round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS
         )
     buf = io.BytesIO()
-    image.save(buf, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    image.save(buf, fmt, **({"quality": 90} if fmt in ("JPEG", "WEBP") else {}))
     return buf.getvalue()
 
 
@@ -106,41 +121,41 @@ def table(title: str, diffs: dict[str, list[float]]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scan-side", type=int, default=320)
+    parser.add_argument("--corpus", choices=("all", "skimage", "packages"), default="all")
     args = parser.parse_args()
     detector = NudeDetector()
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(None, data_dir=Path(tmp))
         settings.media.scan_side = args.scan_side
+        settings.media.isolation = "thread"  # the same decode, without worker processes
         scanner = build_scanner(settings, require_model=True)
         groups: dict[str, dict[str, list[float]]] = {
             "full decode": {k: [] for k in NUDENET_LABELS},
             "draft decode": {k: [] for k in NUDENET_LABELS},
             "reduced (PNG)": {k: [] for k in NUDENET_LABELS},
+            "reduced (WebP)": {k: [] for k in NUDENET_LABELS},
         }
         flips = 0
         worst: dict[tuple[str, str], float] = {}
         policy = settings.policy.label_policy()
         total = 0
-        for name, image in ordinary():
-            for longest, fmt in (
-                (None, "JPEG"),
-                (1024, "JPEG"),
-                (1600, "JPEG"),
-                (4000, "JPEG"),
-                (1600, "PNG"),
-            ):
+        for name, image, versions in ordinary(args.corpus):
+            for longest, fmt in versions:
                 payload = encoded(image, longest, fmt)
                 size = max(image.size) if longest is None else longest
                 ref = reference(detector, payload)
                 ours = dict(scanner.scan(payload, ScanContext()).labels)
                 short = size * min(image.size) / max(image.size)
                 group = "draft decode" if short >= 2 * args.scan_side else "full decode"
-                if fmt == "PNG":
-                    group = "reduced (PNG)" if short >= 2 * args.scan_side else "full decode"
+                if fmt != "JPEG":
+                    reduced = f"reduced ({'PNG' if fmt == 'PNG' else 'WebP'})"
+                    group = reduced if short >= 2 * args.scan_side else "full decode"
                 for label in NUDENET_LABELS:
                     diff = abs(max(ref[label], FLOOR) - max(ours[label], FLOOR))
                     groups[group][label].append(diff)
                     kind = "synthetic noise" if name.startswith("gradient") else "photos"
+                    if versions is PACKAGE_VERSIONS:
+                        kind = "package pictures"
                     worst[group, kind] = max(worst.get((group, kind), 0.0), diff)
                     if diff > 0.05:
                         print(
@@ -151,7 +166,8 @@ def main() -> None:
                 total += 1
         print(f"scan_side {args.scan_side}; differences over 0.05 are listed above")
         for title, diffs in groups.items():
-            table(title, diffs)
+            if diffs[NUDENET_LABELS[0]]:
+                table(title, diffs)
         print("\nlargest difference by kind of picture:")
         for (group, kind), value in sorted(worst.items()):
             print(f"  {group:14} {kind:16} {value:.3f}")

@@ -59,6 +59,25 @@ class LabelRule:
             },
         )
 
+    def clears(self, score: float, again: float) -> Reason | None:
+        """The record of a review no second view supports (None: one does, it stands).
+
+        Only for a first-view review: a first-view reject never gets here.
+        """
+        if self.review is None or again >= self.review:
+            return None
+        return Reason(
+            "label_cleared",
+            f"{self.label} scored {score:.2f} (review at {self.review:.2f}), but only "
+            f"{again:.2f} on a second look: accepted",
+            {
+                "label": self.label,
+                "score": round(score, 4),
+                "threshold": self.review,
+                "second_look": round(again, 4),
+            },
+        )
+
 
 @dataclass(frozen=True)
 class LabelPolicy:
@@ -71,10 +90,21 @@ class LabelPolicy:
     chance patterns (a colour wheel read as buttocks) often are not. Two or
     more labels at their reject thresholds corroborate each other and reject
     at once.
+
+    With `second_look_reviews` on as well, a review that rests on one label
+    alone (nothing rejects, no other label fires) is looked at again the same
+    way, and is accepted when no second view shows anything the policy acts
+    on (which views count: `media/second_look.review_again`):
+    the weak chance hits of ordinary pictures (a dandelion's seeds on an
+    orange blur at 0.31-0.44) score 0 in both other views, while weak real
+    detections keep their score there (bench/false_refusals.py measures
+    both). A first-view reject is never accepted, and the acceptance is
+    recorded (`label_cleared`), never silent.
     """
 
     rules: tuple[LabelRule, ...]
     second_look: bool = True
+    second_look_reviews: bool = True
 
     @classmethod
     def from_thresholds(
@@ -82,10 +112,11 @@ class LabelPolicy:
         thresholds: Mapping[str, tuple[float | None, float | None]],
         *,
         second_look: bool = True,
+        second_look_reviews: bool = True,
     ) -> LabelPolicy:
         """Build from `{label: (reject, review)}`."""
         rules = tuple(LabelRule(k, rj, rv) for k, (rj, rv) in sorted(thresholds.items()))
-        return cls(rules, second_look)
+        return cls(rules, second_look, second_look_reviews)
 
     def needs_second_look(self, labels: Mapping[str, float]) -> tuple[str, ...]:
         """The label whose reject would stand alone (empty: none, or corroborated)."""
@@ -98,6 +129,24 @@ class LabelPolicy:
         )
         return rejecting if len(rejecting) == 1 else ()
 
+    def acts_on(self, labels: Mapping[str, float]) -> bool:
+        """Whether any rule would review or refuse these scores."""
+        return any(rule.judge(float(labels.get(rule.label, 0.0))) for rule in self.rules)
+
+    def needs_review_look(self, labels: Mapping[str, float]) -> tuple[str, ...]:
+        """The label whose review would stand alone: no label rejects and no other
+        label reaches its review threshold (empty: none, or corroborated)."""
+        if not (self.second_look and self.second_look_reviews):
+            return ()
+        firing = [
+            (rule.label, reason.code)
+            for rule in self.rules
+            if (reason := rule.judge(float(labels.get(rule.label, 0.0)))) is not None
+        ]
+        if len(firing) == 1 and firing[0][1] == "label_review":
+            return (firing[0][0],)
+        return ()
+
     def judge(
         self, labels: Mapping[str, float], second_look: Mapping[str, float] | None = None
     ) -> tuple[Decision, tuple[Reason, ...]]:
@@ -105,8 +154,10 @@ class LabelPolicy:
 
         `second_look` maps a label to its best score in the second views; a
         label it names whose second score is under the reject threshold is
-        sent to review instead of refused.
+        sent to review instead of refused, and a lone review
+        (`needs_review_look`) under the review threshold is cleared.
         """
+        lone = self.needs_review_look(labels)
         reasons: list[Reason] = []
         for rule in self.rules:
             score = labels.get(rule.label)
@@ -118,12 +169,18 @@ class LabelPolicy:
             again = (second_look or {}).get(rule.label)
             if reason.code == "label_reject" and again is not None:
                 reason = rule.second_look(float(score), float(again)) or reason
+            elif rule.label in lone and again is not None:
+                reason = rule.clears(float(score), float(again)) or reason
             reasons.append(reason)
         reasons.sort(key=lambda r: (r.code != "label_reject", -float(r.detail["score"])))
         return decision_for(reasons), tuple(reasons)
 
 
-_CODE_DECISION = {"label_reject": Decision.REJECT, "label_review": Decision.REVIEW}
+_CODE_DECISION = {
+    "label_reject": Decision.REJECT,
+    "label_review": Decision.REVIEW,
+    "label_cleared": Decision.ACCEPT,
+}
 
 
 def decision_for(reasons: Iterable[Reason]) -> Decision:

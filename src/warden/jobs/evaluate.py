@@ -4,8 +4,10 @@ An admin points it at a folder of their own images (ordinary uploads, or a
 labelled set) and learns what the scanner would do with them: how many it
 would refuse and for which labels, and for each label how the refusal rate
 moves with its threshold, so `policy.labels` can be set from data rather than
-guessed. The rates come from each file's first-view best score per label (the
-second look can only turn a reject into a review, never accept).
+guessed. The rates come from each file's first-view best score per label, so
+they are what the thresholds alone would refuse: the second look then softens
+some of them (a lone reject to review, a lone review no second view supports
+to accept, recorded as `label_cleared`), which the refusal count includes.
 
 Expectations come from `--expect` (every file), a CSV of `path,expect` rows
 (`--labels`), or sub-folders named `accept`, `review` or `reject`; files
