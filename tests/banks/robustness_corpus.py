@@ -1,14 +1,19 @@
 """The robustness corpus of issue 16: ordinary photographs, the edits re-posters make, and
 the bookkeeping that turns "banked, edited, matched" into rates and false pairs.
 
-Photographs come from scikit-image's `skimage.data` (a PyPI package that ships
-them; no download): the colour and grey photographs, not the synthetic or
-microscopy-only images. Every edit is made here with Pillow; each edited copy
-is encoded (JPEG quality 90 unless the edit is about JPEG), decoded by Warden's
-own decoder (draft mode, scanning size) and hashed as the scanner hashes it.
+Photographs come from two packages (no download): scikit-image's `skimage.data`
+(the colour and grey photographs, not the synthetic or microscopy-only images;
+about 512 px) and the 25 photographs of `tests/photos.py` (Debian wallpaper
+packages: landscapes, flowers, animals, rooms; brought to 1024 px on the longer
+side, as a phone upload is). Every edit is made here with Pillow; each edited
+copy is encoded (JPEG quality 90 unless the edit is about JPEG), decoded by
+Warden's own decoder (draft mode, scanning size) and hashed as the scanner
+hashes it.
 
 Matching is brute force over the few hashes each side has (exact, no index):
 what is measured is the hashes, not the index (`bench/hash_match.py` does that).
+Every way of hashing is computed once per picture and kept (`hashes`), so the
+tests' several outcomes share the work.
 """
 
 from __future__ import annotations
@@ -17,14 +22,17 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from tests import photos as debian
 from warden.media import keypoints
 from warden.media.decode import DecodeLimits, decode
 
 #: Photographs of scenes and objects in skimage.data (camera, moon and coins are grey).
-PHOTOS = (
+SKIMAGE_PHOTOS = (
     "astronaut",
     "chelsea",
     "rocket",
@@ -37,6 +45,11 @@ PHOTOS = (
     "coins",
     "cell",
 )
+#: The photographs of tests/photos.py, by file stem (Debian packages).
+DEBIAN_PHOTOS = tuple(Path(name).stem for name in debian.PHOTOGRAPHS)
+#: Longer side the Debian photographs are brought to before any edit.
+DEBIAN_SIDE = 1024
+PHOTOS = (*SKIMAGE_PHOTOS, *DEBIAN_PHOTOS)
 #: Photographs of textures: PDQ of a texture is unstable by nature (its low frequencies
 #: are weak), and they are the likeliest to collide; rates are reported apart, and they
 #: take part in every false-pair count.
@@ -48,10 +61,14 @@ MIN_QUALITY = 50
 
 @cache
 def photos() -> dict[str, Image.Image]:
+    """Every picture of the corpus by name: scikit-image's photographs and textures,
+    then the Debian photographs (the order turns the one-sided crop's side)."""
     from skimage import data  # test-only dependency, imported when the corpus is used
 
-    names = (*PHOTOS, *TEXTURES)
-    return {name: Image.fromarray(getattr(data, name)()).convert("RGB") for name in names}
+    names = (*SKIMAGE_PHOTOS, *TEXTURES)
+    out = {name: Image.fromarray(getattr(data, name)()).convert("RGB") for name in names}
+    out.update(debian.photographs(DEBIAN_SIDE))
+    return out
 
 
 def encoded(image: Image.Image, quality: int = 90) -> bytes:
@@ -165,21 +182,31 @@ EDITS: tuple[Edit, ...] = (
 Hashes = Sequence[tuple[int, Sequence[str]]]
 
 
-def _matches(query: Hashes, bank: Hashes) -> int | None:
-    """The smallest distance from any query orientation to any banked hash, or None."""
-    best: int | None = None
-    for q_quality, q_hexes in query:
-        if q_quality < MIN_QUALITY:
-            continue
-        q_ints = [int(h, 16) for h in q_hexes]
-        for b_quality, b_hexes in bank:
-            if b_quality < MIN_QUALITY:
-                continue
-            b = int(b_hexes[0], 16)
-            d = min((q ^ b).bit_count() for q in q_ints)
-            if best is None or d < best:
-                best = d
-    return best if best is not None and best <= THRESHOLD else None
+#: Set bits of every byte value: the Hamming distance of packed hashes by table lookup.
+_BITS = np.array([bin(v).count("1") for v in range(256)], np.uint8)
+
+
+def _packed(hashes: Hashes, *, turns: bool) -> np.ndarray:
+    """The hashes above the quality floor as rows of 32 bytes: every orientation
+    (`turns`, the query side) or the hash itself only (the bank side)."""
+    rows = [
+        bytes.fromhex(h)
+        for quality, hexes in hashes
+        if quality >= MIN_QUALITY
+        for h in (hexes if turns else hexes[:1])
+    ]
+    if not rows:
+        return np.empty((0, 32), np.uint8)
+    return np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), 32)
+
+
+def _nearest(query: np.ndarray, bank: np.ndarray) -> np.ndarray:
+    """For each bank row, the smallest distance from any query row (bits; 257 when the
+    query has none)."""
+    if not len(query) or not len(bank):
+        return np.full(len(bank), 257, np.int64)
+    distances = _BITS[query[:, None, :] ^ bank[None, :, :]].sum(axis=2, dtype=np.int64)
+    return np.asarray(distances.min(axis=0))
 
 
 @dataclass
@@ -190,6 +217,8 @@ class Outcome:
     missed: dict[str, list[str]] = field(default_factory=dict)
     false_pairs: list[tuple[str, str]] = field(default_factory=list)
     pairs: int = 0
+    #: the smallest distance seen between two distinct photographs (bits; hashes only)
+    closest: int = 256
 
     def rate(self, edit: str, among: Sequence[str] = PHOTOS) -> float:
         hit = len([n for n in self.matched.get(edit, ()) if n in among])
@@ -211,25 +240,32 @@ def edited_frames() -> dict[tuple[str, str], Image.Image]:
     return out
 
 
+@cache
+def hashes(hasher: Hasher, name: str, edit: str, *, turns: bool) -> np.ndarray:
+    """One side's packed hashes of one (photo, edit), computed once per way of hashing."""
+    return _packed(hasher(edited_frames()[(name, edit)]), turns=turns)
+
+
 def evaluate(bank_side: Hasher, query_side: Hasher) -> Outcome:
     """Bank every original with `bank_side`, hash every edited copy with `query_side`:
     which copies find their original, and which pairs of distinct photos match."""
-    frames = edited_frames()
     names = list(photos())
-    banked = {name: bank_side(frames[(name, "original")]) for name in names}
+    banked = [hashes(bank_side, name, "original", turns=False) for name in names]
+    bank = np.concatenate(banked)
+    owner = np.repeat(np.arange(len(names)), [len(b) for b in banked])
     outcome = Outcome()
     for edit in ("original", *(e.name for e in EDITS)):
-        for name in names:
-            query = query_side(frames[(name, edit)])
+        for i, name in enumerate(names):
+            near = _nearest(hashes(query_side, name, edit, turns=True), bank)
+            found = {int(o) for o in np.unique(owner[near <= THRESHOLD])}
+            others = near[owner != i]
+            outcome.closest = min(outcome.closest, int(others.min()) if len(others) else 256)
             if edit != "original":
-                found = _matches(query, banked[name]) is not None
-                (outcome.matched if found else outcome.missed).setdefault(edit, []).append(name)
-            for other in names:
-                if other == name:
-                    continue
-                outcome.pairs += 1
-                if _matches(query, banked[other]) is not None:
-                    outcome.false_pairs.append((f"{name} ({edit})", other))
+                (outcome.matched if i in found else outcome.missed).setdefault(edit, []).append(
+                    name
+                )
+            outcome.pairs += len(names) - 1
+            outcome.false_pairs += [(f"{name} ({edit})", names[o]) for o in sorted(found - {i})]
     return outcome
 
 
@@ -262,7 +298,7 @@ def evaluate_keypoints(min_inliers: int = keypoints.MIN_INLIERS) -> tuple[Outcom
 
 def either(a: Outcome, b: Outcome) -> Outcome:
     """Two stages together: a copy is found when either finds it; every false pair counts."""
-    out = Outcome(pairs=a.pairs, false_pairs=[*a.false_pairs, *b.false_pairs])
+    out = Outcome(pairs=a.pairs, false_pairs=[*a.false_pairs, *b.false_pairs], closest=a.closest)
     for edit in {*a.matched, *a.missed}:
         hits = {*a.matched.get(edit, ()), *b.matched.get(edit, ())}
         out.matched[edit] = sorted(hits)
