@@ -159,9 +159,26 @@ def test_compiled_pdq_takes_any_strides_and_refuses_what_is_not_rgb_bytes():
         bits, quality = pdqhash.compute(np.ascontiguousarray(view))
         packed, ours = pdq_hasher.compute(view)
         assert (packed.hex(), ours) == (_reference_hex(bits), quality)
-    for bad in (rgb.astype(np.float32), rgb[..., 0], np.zeros((10, 10, 4), np.uint8)):
+    for bad in (rgb.astype(np.float32), rgb[..., 0], np.zeros((10, 10, 2), np.uint8)):
         with pytest.raises(ValueError, match="uint8"):
             pdq_hasher.compute(bad)
+
+
+def test_rgbx_pixels_hash_as_their_rgb_whatever_the_fourth_byte():
+    """Frames travel and are hashed as RGBX (Pillow's own layout, a plain copy): the
+    fourth byte is never read, so the hashes are pdqhash's of the RGB pixels."""
+    for picture in _photos()[:3]:
+        rgb = np.asarray(picture.convert("RGB"))
+        rgbx = np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 255, np.uint8)], axis=2)
+        noise = rgbx.copy()
+        noise[..., 3] = np.random.default_rng(5).integers(0, 256, rgb.shape[:2])
+        bits, quality = pdqhash.compute(rgb)
+        all_bits, _ = pdqhash.compute_dihedral(rgb)
+        for pixels in (rgbx, noise):
+            packed, ours = pdq_hasher.compute(pixels)
+            assert (packed.hex(), ours) == (_reference_hex(bits), quality)
+            dihedral, _ = pdq_hasher.compute_dihedral(pixels)
+            assert [p.hex() for p in dihedral] == [_reference_hex(b) for b in all_bits]
 
 
 def test_tiny_pictures_get_the_zero_hash_as_in_the_reference():

@@ -108,7 +108,8 @@ def serve(conn: Connection, memory_mb: int) -> None:
         arm_cpu(limits.timeout_s + 1.0)
         try:
             t0 = time.perf_counter()
-            media = decoding.decode(data, limits)
+            # the pool ran `preflight` on these bytes and limits before sending them
+            media = decoding.decode(data, limits, preflighted=True)
             decode_ms = (time.perf_counter() - t0) * 1000.0
             layout = put_frames(media, shared)
             if layout is None:

@@ -20,7 +20,9 @@ budget left; only those are verified with an exact popcount over the four
 The inner loop is compiled with numba (media/pdq_kernel.py) once `load_kernel`
 ran (`warden serve` does at start): in NumPy the ragged bucket reads cost more
 than the search (milliseconds at 10 million hashes against 0.1 ms), but a
-one-shot process (`warden hashes match`) saves numba's import.
+one-shot process (`warden hashes match`) saves numba's import. A scan asks all
+of a file's hashes (eight orientations per frame, the robust ones) in one call
+(`query_many`), so the per-call costs are paid once per file.
 Memory is 32 bytes per hash plus 5 bytes per hash per table: 87 bytes per
 hash, about 0.87 GB at 10 million.
 
@@ -117,9 +119,9 @@ def load_kernel() -> None:
     global _KERNEL
     if _KERNEL is None:
         # imported here, not at the top: numba is heavy and only long-lived processes need it
-        from warden.media.pdq_kernel import search
+        from warden.media.pdq_kernel import find
 
-        _KERNEL = search
+        _KERNEL = find
 
 
 def _search_numpy(
@@ -341,66 +343,69 @@ class PdqIndex:
     def query_words(self, query: np.ndarray, *, compiled: bool | None = None) -> list[Hit]:
         """Every entry within the radius, nearest first; with the numba kernel when it
         is loaded (`load_kernel`) or `compiled` asks for it, else in NumPy."""
+        return [h for _, h in self.query_many(query, compiled=compiled)]
+
+    def query_many(
+        self, queries: np.ndarray, *, compiled: bool | None = None
+    ) -> list[tuple[int, Hit]]:
+        """(query number, hit) for every entry within the radius of each of the (Q, 4)
+        queries, nearest first: one kernel call for all of them (a scan asks a dozen
+        hashes per file, and the per-call costs were most of the lookup)."""
         s = self._snap
         t = s.tables
-        hits: dict[int, tuple[int, np.ndarray]] = {}
+        qs = np.ascontiguousarray(queries, dtype=np.uint64).reshape(-1, WORDS)
+        hits: dict[tuple[int, int], tuple[int, np.ndarray]] = {}
         if compiled:
             load_kernel()
         if len(t.ids) and (_KERNEL is None or compiled is False):
-            q = np.ascontiguousarray(query, dtype=np.uint64)
-            near, far = _search_numpy(q, t, self._masks, self._weights, self._budget, self.radius)
-            for row, d in zip(near.tolist(), far.tolist(), strict=True):
-                hits[int(t.ids[row])] = (d, t.words[row])
-        elif len(t.ids):
-            size = 64
-            cand = np.empty(1 << 14, dtype=np.int64)
-            while True:
-                rows = np.empty(size, dtype=np.int64)
-                dist = np.empty(size, dtype=np.int64)
-                found = _KERNEL(
-                    np.ascontiguousarray(query, dtype=np.uint64),
-                    t.words,
-                    t.order,
-                    t.low,
-                    t.offsets,
-                    STARTS,
-                    LENGTHS,
-                    self._masks,
-                    self._weights,
-                    self._budget,
-                    self.radius,
-                    _BYTE_POP,
-                    cand,
-                    rows,
-                    dist,
+            for k, q in enumerate(qs):
+                near, far = _search_numpy(
+                    q, t, self._masks, self._weights, self._budget, self.radius
                 )
-                if found >= 0:
-                    break
-                size *= 16
-                cand = np.empty(len(cand) * 16, dtype=np.int64)
-            for row, d in zip(rows[:found].tolist(), dist[:found].tolist(), strict=True):
-                hits[int(t.ids[row])] = (d, t.words[row])
+                for row, d in zip(near.tolist(), far.tolist(), strict=True):
+                    hits[(k, int(t.ids[row]))] = (d, t.words[row])
+        elif len(t.ids):
+            ks, rows, dist = _KERNEL(
+                qs,
+                t.words,
+                t.order,
+                t.low,
+                t.offsets,
+                STARTS,
+                LENGTHS,
+                self._masks,
+                self._weights,
+                self._budget,
+                self.radius,
+                _BYTE_POP,
+            )
+            for k, row, d in zip(ks.tolist(), rows.tolist(), dist.tolist(), strict=True):
+                hits[(k, int(t.ids[row]))] = (d, t.words[row])
         if len(s.delta_ids):
-            dd = popcount_distance(s.delta_words, query)
-            ok = dd <= self.radius
-            for k in np.nonzero(ok)[0].tolist():
-                hits[int(s.delta_ids[k])] = (int(dd[k]), s.delta_words[k])
+            for k, q in enumerate(qs):  # one query at a time: the delta may be large
+                dd = popcount_distance(s.delta_words, q)
+                for j in np.nonzero(dd <= self.radius)[0].tolist():
+                    hits[(k, int(s.delta_ids[j]))] = (int(dd[j]), s.delta_words[j])
         result = [
-            Hit(e, d, (int(w[0]), int(w[1]), int(w[2]), int(w[3])))
-            for e, (d, w) in hits.items()
+            (k, Hit(e, d, (int(w[0]), int(w[1]), int(w[2]), int(w[3]))))
+            for (k, e), (d, w) in hits.items()
             if e not in s.removed
         ]
-        result.sort(key=lambda h: (h.distance, h.entry))
+        result.sort(key=lambda kh: (kh[1].distance, kh[1].entry, kh[0]))
         return result
 
     def match_any(self, hexes: list[str]) -> list[tuple[int, Hit]]:
         """Best (query number, hit) per entry over several query hashes (e.g. the 8
-        dihedral variants of a frame), nearest first."""
+        dihedral variants of a frame), nearest first; ties go to the first query."""
+        return self.match_words(hex_to_words(hexes))
+
+    def match_words(self, queries: np.ndarray) -> list[tuple[int, Hit]]:
+        """`match_any` for (Q, 4) words: one search for every query."""
         best: dict[int, tuple[int, Hit]] = {}
-        for k, words in enumerate(hex_to_words(hexes)):
-            for hit in self.query_words(words):
-                if hit.entry not in best or hit.distance < best[hit.entry][1].distance:
-                    best[hit.entry] = (k, hit)
+        for k, hit in self.query_many(queries):
+            have = best.get(hit.entry)
+            if have is None or (hit.distance, k) < (have[1].distance, have[0]):
+                best[hit.entry] = (k, hit)
         return sorted(best.values(), key=lambda kh: (kh[1].distance, kh[1].entry))
 
     def entries(self) -> tuple[np.ndarray, np.ndarray]:

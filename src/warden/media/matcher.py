@@ -194,20 +194,26 @@ class _PdqBankIndex:
         self.pdq.compact()
 
     def match(self, sha256: str, frames: Sequence[FrameHash]) -> list[HashMatch]:
+        """Every entry within the bank's threshold of any orientation of any frame good
+        enough for the bank, at its best (distance, then the first frame and
+        orientation): all of a file's hashes go to the index in one search."""
         if not len(self.pdq):
             return []
         bank = self.bank
-        best: dict[int, HashMatch] = {}
-        for frame in frames:
-            if frame.quality < bank.min_quality:
-                continue
-            for k, hit in self.pdq.match_any([frame.pdq, *frame.variants]):
-                have = best.get(hit.entry)
-                if have is None or hit.distance < have.distance:
-                    best[hit.entry] = HashMatch(
-                        bank, hit.entry, hit.hex, hit.distance, frame.frame, DIHEDRAL[k]
-                    )
-        return list(best.values())
+        asked = [f for f in frames if f.quality >= bank.min_quality]
+        if not asked:
+            return []
+        hexes: list[str] = []
+        origin: list[tuple[int, int]] = []  # per query hash: (frame number, orientation)
+        for frame in asked:
+            for k, value in enumerate((frame.pdq, *frame.variants)):
+                hexes.append(value)
+                origin.append((frame.frame, k))
+        found = []
+        for q, hit in self.pdq.match_words(hex_to_words(hexes)):
+            frame_no, k = origin[q]
+            found.append(HashMatch(bank, hit.entry, hit.hex, hit.distance, frame_no, DIHEDRAL[k]))
+        return found
 
     def arrays(self) -> dict[str, np.ndarray] | None:
         return self.pdq.arrays()

@@ -63,10 +63,23 @@ _DCT = _dct_matrix()
 _DCT_T = np.ascontiguousarray(_DCT.T)
 
 
+def _luma_tables() -> np.ndarray:
+    """Each channel's float64 product with its grey weight, for every byte value: the
+    very products pdqhash computes (IEEE multiplication is exact to the rounding, so
+    a product looked up is the product computed), without the conversions and
+    multiplications per pixel."""
+    values = np.arange(256, dtype=np.float64)
+    return np.stack([values * 0.299, values * 0.587, values * 0.114])
+
+
+_LUMA = _luma_tables()
+
+
 @numba.njit(cache=True, nogil=True)
-def _luma_t(rgb: Any) -> Any:
-    """Grey as pdqhash computes it (r*0.299 + g*0.587 + b*0.114 in float64, then
-    float32), written transposed: the first pass runs along the rows."""
+def _luma_t(rgb: Any, weights: Any) -> Any:
+    """Grey as pdqhash computes it (r*0.299 + g*0.587 + b*0.114 in float64, summed in
+    that order, then float32), the products read from `weights` (`_LUMA`), written
+    transposed: the first pass runs along the rows."""
     rows, cols = rgb.shape[0], rgb.shape[1]
     out = np.empty((cols, rows), np.float32)
     for i0 in range(0, rows, _BLOCK):
@@ -76,9 +89,9 @@ def _luma_t(rgb: Any) -> Any:
             for i in range(i0, i1):
                 for j in range(j0, j1):
                     out[j, i] = np.float32(
-                        np.float64(rgb[i, j, 0]) * 0.299
-                        + np.float64(rgb[i, j, 1]) * 0.587
-                        + np.float64(rgb[i, j, 2]) * 0.114
+                        weights[0, rgb[i, j, 0]]
+                        + weights[1, rgb[i, j, 1]]
+                        + weights[2, rgb[i, j, 2]]
                     )
     return out
 
@@ -308,8 +321,9 @@ def _variant(a: Any, which: int) -> Any:
 
 
 @numba.njit(cache=True, nogil=True)
-def _hash(rgb: Any, variants: int, shortcut: bool, d: Any, dt: Any) -> Any:
-    """`variants` packed hashes (1 or 8) and the quality of an (rows, cols, 3) uint8 image.
+def _hash(rgb: Any, variants: int, shortcut: bool, d: Any, dt: Any, weights: Any) -> Any:
+    """`variants` packed hashes (1 or 8) and the quality of an (rows, cols, 3) uint8
+    image (or (rows, cols, 4): the fourth channel is not read).
 
     `shortcut`: a 64 x 64 image is used as is, unfiltered, as pdqFloat256FromFloatLuma
     does (pdqhashing.cpp:163-171) and the dihedral entry point does not."""
@@ -317,7 +331,7 @@ def _hash(rgb: Any, variants: int, shortcut: bool, d: Any, dt: Any) -> Any:
     out = np.zeros((variants, 32), np.uint8)
     if rows < MIN_HASHABLE_DIM or cols < MIN_HASHABLE_DIM:
         return out, 0
-    luma_t = _luma_t(rgb)
+    luma_t = _luma_t(rgb, weights)
     unfiltered = shortcut and rows == _OUT and cols == _OUT
     small = luma_t.T.copy() if unfiltered else _downsample(luma_t)
     quality = _quality(small)
@@ -328,8 +342,13 @@ def _hash(rgb: Any, variants: int, shortcut: bool, d: Any, dt: Any) -> Any:
 
 
 def _rgb(pixels: np.ndarray) -> np.ndarray:
-    """A C-ordered (rows, cols, 3) uint8 array, as the kernel takes it."""
-    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+    """A C-ordered (rows, cols, 3 or 4) uint8 array, as the kernel takes it.
+
+    A fourth channel is read past, never used: Pillow keeps RGB as RGBX, and its
+    RGBX bytes come out as a plain copy (`Image.tobytes("raw", "RGBX")`) where
+    packing to three bytes a pixel costs 2.4x more (a 0.5 MP frame: 75 against
+    180 us), so the decoder's frames travel and are hashed as RGBX."""
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
         raise ValueError(
             f"PDQ needs (rows, cols, 3) uint8 pixels, not {pixels.dtype} {pixels.shape}"
         )
@@ -338,13 +357,13 @@ def _rgb(pixels: np.ndarray) -> np.ndarray:
 
 def compute(pixels: np.ndarray) -> tuple[bytes, int]:
     """The PDQ hash (32 bytes, ThreatExchange's bit order) and quality, as pdqhash.compute."""
-    packed, quality = _hash(_rgb(pixels), 1, True, _DCT, _DCT_T)
+    packed, quality = _hash(_rgb(pixels), 1, True, _DCT, _DCT_T, _LUMA)
     return packed[0].tobytes(), int(quality)
 
 
 def compute_dihedral(pixels: np.ndarray) -> tuple[list[bytes], int]:
     """The eight dihedral hashes (order of pdqhash.compute_dihedral) and the quality."""
-    packed, quality = _hash(_rgb(pixels), 8, False, _DCT, _DCT_T)
+    packed, quality = _hash(_rgb(pixels), 8, False, _DCT, _DCT_T, _LUMA)
     return [row.tobytes() for row in packed], int(quality)
 
 
