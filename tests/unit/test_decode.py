@@ -322,7 +322,7 @@ def test_progressive_jpeg_scans_are_counted_before_decoding():
     assert decode(ordinary, LIMITS).info.format == "jpeg"
     repeated = bombs.progressive_scan_bomb(30, side=640)
     assert decode(repeated, DecodeLimits(max_scans=40)).info.width == 640
-    with pytest.raises(errors.TooManyScans, match="36 scans; the limit is 20"):
+    with pytest.raises(errors.TooManyScans, match="more than 20 scans; the limit is 20"):
         decode(repeated, DecodeLimits(max_scans=20))
 
 

@@ -7,6 +7,12 @@ source's failure mode (`scan_timeout`), turn any other exception into a
 `scan_error` verdict under the failure mode, and hand the verdict to the
 decision recorder (services/recorder.py: evidence, then the row, BEFORE anyone
 is answered; the rules for failed writes live there, shared with rescans).
+
+In a storm of bombs, ordinary uploads must not queue behind them: a file refused
+from its bytes is decided in a thread of its own, never a decoding thread, and
+every decoding refusal is paced (`server.refusal_pace_ms`), which holds a client
+that waits for each answer before sending the next bomb to a rate its
+connections allow rather than the rate the refusals could reach.
 """
 
 from __future__ import annotations
@@ -34,16 +40,39 @@ from warden.store.decisions import NOBODY, Attribution
 log = logging.getLogger(__name__)
 
 
-def _refused_from_bytes(data: bytes, limits: DecodeLimits) -> bool:
-    """Whether the bytes alone refuse the file (a few C-speed passes over the bytes,
-    cheap enough for the event loop); the scanner then refuses it without a decoder."""
+def refusal_from_bytes(data: bytes, limits: DecodeLimits) -> MediaError | None:
+    """What refuses the file from its bytes alone (media/preflight.py: C-speed byte
+    scans that stop early, cheap enough for the event loop), or None; the gate then
+    refuses it in its refusal thread without running the checks again."""
     try:
         preflight(data, limits)
-    except MediaError:
-        return True
+    except MediaError as exc:
+        return exc
     except Exception:  # anything else is the scanner's to judge and record
-        return False
-    return False
+        return None
+    return None
+
+
+def decoding_refusals() -> frozenset[str]:
+    """The codes of every refusal from decoding (the `MediaError` family): what a bomb,
+    a fuzzed file or garbage is answered with, and what `server.refusal_pace_ms` paces."""
+    codes: set[str] = set()
+    pending: list[type[MediaError]] = [MediaError]
+    while pending:
+        kind = pending.pop()
+        codes.add(kind.code)
+        pending.extend(kind.__subclasses__())
+    return frozenset(codes)
+
+
+def _refused(data: bytes, context: ScanContext, refusal: MediaError) -> Prepared:
+    """A file refused from its bytes, decided without a decoder: the verdict the scanner
+    gives a `MediaError` (media/pipeline.py `Scanner.prepare`), nothing decoded."""
+    item = Prepared(context, hashing.sha256(data), len(data))
+    reasons = (Reason(refusal.code, refusal.message),)
+    item.verdict = Verdict(Decision.REJECT, reasons, sha256=item.sha256, size=item.size)
+    item.timings["decode"] = 0.0
+    return item
 
 
 @dataclass(frozen=True)
@@ -69,6 +98,7 @@ class MediaGate:
         scan_workers: int,
         external: ExternalScans | None = None,
         alerts: Alerts | None = None,
+        refusal_pace_s: float = 0.0,
     ) -> None:
         self.scanner = scanner
         self.external = external  # services/external_scan.py; None: no scanner configured
@@ -77,6 +107,10 @@ class MediaGate:
         self.recorder = recorder
         self.metrics = metrics
         self.deadline_s = deadline_s
+        #: decoding refusals are answered no sooner than this after their scan began
+        #: (`server.refusal_pace_ms`, a tarpit; see `_pace`)
+        self.refusal_pace_s = refusal_pace_s
+        self._paced = decoding_refusals()
         self._pool = ThreadPoolExecutor(scan_workers, thread_name_prefix="warden-scan")
         # files refused from their bytes alone (media/preflight.py) never queue for a
         # decoding thread: in a storm of bombs, ordinary uploads then wait only
@@ -109,8 +143,11 @@ class MediaGate:
         prepare = functools.partial(
             self.scanner.prepare, data, context, give_up_at=time.monotonic() + limit
         )
-        if _refused_from_bytes(data, self.scanner.limits):
-            item = await loop.run_in_executor(self._refusals, prepare)
+        refusal = refusal_from_bytes(data, self.scanner.limits)
+        if refusal is not None:
+            # hashed in the refusal thread (hashlib lets go of the GIL), the checks
+            # not run again: the loop's answer is the verdict
+            item = await loop.run_in_executor(self._refusals, _refused, data, context, refusal)
         elif self.scanner.decoder.is_heavy(data):
             # the slot is held until the thread is done, not until the deadline
             # answers: a thread still decoding an abandoned file is still busy
@@ -153,7 +190,29 @@ class MediaGate:
             verdict = self.scanner.failure(item, failed)
         if self.external is not None:
             verdict = await self._consult(verdict, data, context, started, limit)
-        return await self._settle(verdict, context, data, started, attribution)
+        outcome = await self._settle(verdict, context, data, started, attribution)
+        await self._pace(outcome.verdict, started, limit)
+        return outcome
+
+    async def _pace(self, verdict: Verdict, started: float, limit: float) -> None:
+        """Hold a decoding refusal until `refusal_pace_s` (at most half the deadline)
+        has passed since its scan began; its row is already written.
+
+        A tarpit: a client that sends its next bomb as soon as the last is answered
+        (pict-rs relaying a script's uploads, or anyone who can reach the hook) gets
+        at most its connections / the pace per second, so a storm of them cannot keep
+        the event loop, the decoders and the CPU busy at whatever rate the refusals
+        allow (360 a second with 20 connections, unpaced). Sleeping costs nothing, and
+        ordinary uploads, accepted or refused for a label or a hash, are never held.
+        A client that does not wait for answers is not slowed: the pace bounds
+        concurrency times rate, not rate alone (bench/bomb_storm.py --rate)."""
+        if self.refusal_pace_s <= 0 or verdict.decision is not Decision.REJECT:
+            return
+        if not verdict.reasons or verdict.reasons[0].code not in self._paced:
+            return
+        wait = min(self.refusal_pace_s, limit / 2) - (time.perf_counter() - started)
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     async def _consult(
         self, verdict: Verdict, data: bytes, context: ScanContext, started: float, limit: float

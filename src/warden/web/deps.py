@@ -28,7 +28,10 @@ from warden.services.invites import InvitesFeature
 from warden.store.tokens import ApiToken, TokenStore
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """Async although it awaits nothing: FastAPI runs a plain `def` dependency in its
+    thread pool, a thread hop for every request (every bomb in a storm included); the
+    other look-ups here are async for the same reason."""
     services: Services = request.app.state.services
     return services
 
@@ -36,20 +39,20 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_settings(services: ServicesDep) -> Settings:
+async def get_settings(services: ServicesDep) -> Settings:
     """The settings in force (a reload swaps them; read them per request)."""
     return services.settings
 
 
-def get_gate(services: ServicesDep) -> MediaGate:
+async def get_gate(services: ServicesDep) -> MediaGate:
     return services.gate
 
 
-def get_tokens(services: ServicesDep) -> TokenStore:
+async def get_tokens(services: ServicesDep) -> TokenStore:
     return services.tokens
 
 
-def get_invites(services: ServicesDep) -> InvitesFeature:
+async def get_invites(services: ServicesDep) -> InvitesFeature:
     """The invite feature, or 404 `not_found` when invites are off."""
     if services.invites is None:
         raise NotFound("Invites are not enabled on this instance.")
