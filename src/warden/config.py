@@ -155,11 +155,16 @@ class PolicySettings(BaseModel):
         True,
         description="Before one label alone refuses media, look again (a tighter crop around its box, a second scale, and for exposed-body labels the colours in the box): a hit no second view supports at the reject threshold, or an exposed-body box in colour with almost no skin tones, goes to review instead.",
     )
+    second_look_reviews: bool = Field(
+        True,
+        description="With second_look on, also look again at a review that rests on one label alone (nothing rejects, no other label fires): when neither the tighter crop nor the second scale reaches the review threshold, the media is accepted and the decision records why (label_cleared). A first-view reject is never accepted.",
+    )
 
     def label_policy(self) -> LabelPolicy:
         return LabelPolicy.from_thresholds(
             {k: (v.reject, v.review) for k, v in self.labels.items()},
             second_look=self.second_look,
+            second_look_reviews=self.second_look_reviews,
         )
 
 
@@ -190,6 +195,11 @@ class ServerSettings(BaseModel):
     )
     batch_window_ms: float = Field(
         4.0, ge=0, description="How long a scan waits for others to share one model call."
+    )
+    refusal_pace_ms: int = Field(
+        500,
+        ge=0,
+        description="Media refused for its bytes (a decoding refusal: corrupt, unsupported, too many pixels, scans or frames, decode timeout) is answered no sooner than this after its scan began, its decision row written first; at most half the deadline. A tarpit: a client that sends its next bomb when the last is answered gets at most (its connections / this) per second, and ordinary uploads are never delayed. 0 turns it off.",
     )
     scan_workers: int = Field(
         2,
@@ -377,6 +387,10 @@ class BankSettings(BaseModel):
     robust_matching: bool = Field(
         True,
         description="Also match Warden's own hashes of each scan (borders, canvases and caption bars trimmed; normalised for small copies) and bank them for flagged files in '<flag_bank>-warden'; plain PDQ is always matched.",
+    )
+    keypoints: bool = Field(
+        True,
+        description="When no hash matches, look the scan's first frame up by ORB keypoints among the pictures Warden flagged itself (their features are stored when flagged, never the picture), so crops up to 10 % and small rotations of them are refused like their bank; costs nothing while no features are held (docs/banks.md).",
     )
 
 

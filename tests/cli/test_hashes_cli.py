@@ -361,3 +361,41 @@ def test_a_hash_of_another_kind_is_refused_not_filed_under_the_banks_kind(env):
     assert refused.exit_code == 1 and "a sha256 hash for bank 'pdqs'" in refused.output
     listed = ok("hashes", "list", "pdqs")
     assert "ab" * 32 not in listed and "cd" * 32 not in listed
+
+
+def test_a_file_added_by_hand_keeps_its_keypoints_and_its_crop_is_refused(env):
+    """`warden hashes add BANK FILE` keeps the file's keypoints beside the entry, as
+    `warden flag` does (issue 16): the scanner's keypoint stage then refuses a 10 %
+    crop that no hash matches. Fails without `keep_features_in` (no row is kept)."""
+    from tests import photos
+    from warden.media.decoder_pool import InProcessDecoder
+    from warden.media.keypoint_stage import KeypointStage
+    from warden.services.keypoint_sync import KeypointSync
+    from warden.services.scanning import decode_limits
+    from warden.store.banks import BankStore
+    from warden.store.keypoint_features import KeypointFeatureStore
+
+    photo = photos.picture(photos.PHOTOGRAPHS[2])
+    path = env / "held.jpg"
+    photo.save(path, quality=90)
+    ok("hashes", "banks", "create", "known", "--kind", "pdq")
+    assert "keypoints kept for 1 file(s)" in ok("hashes", "add", "known", str(path))
+
+    settings = load_settings(None, data_dir=env / "data")
+    db = Database(settings.database_url)
+    [row] = KeypointFeatureStore(db).live()
+    stage = KeypointStage()
+    assert KeypointSync(KeypointFeatureStore(db), BankStore(db), stage).load() == 1
+    scanner = Scanner(
+        limits=decode_limits(settings),
+        policy=LabelPolicy(()),
+        classifier=None,
+        decoder=InProcessDecoder(),
+        keypoints=stage,
+    )
+    w, h = photo.size
+    cropped = photo.crop((w // 10, h // 10, w - w // 10, h - h // 10))
+    matches = scanner.prepare(encode(cropped, "JPEG"), ScanContext()).matches
+    assert [m.entry_id for m in matches] == [row.entry_id]
+    other = photos.picture(photos.PHOTOGRAPHS[5])
+    assert not scanner.prepare(encode(other, "JPEG"), ScanContext()).matches

@@ -332,3 +332,31 @@ def test_a_rescan_whose_row_cannot_be_written_keeps_the_key_for_the_next_run(tmp
     assert seen[0].reasons == ("store_error",)
     assert not ledger.seen("plain")
     ledger.close()
+
+
+def test_a_rescan_after_a_flag_finds_the_crops_of_the_flagged_picture(tmp_path):
+    """`warden flag FILE` keeps the picture's keypoints (issue 16); a rescan loads them
+    beside the hash banks, as the gate does, so a 10 % crop already in storage (no
+    hash matches it) is refused by the keypoint stage, and other photos are not.
+    Fails when the rescan worker loads only the hash banks."""
+    from tests import photos
+
+    settings = load_settings(None, data_dir=tmp_path / "data")
+    photo = photos.picture(photos.PHOTOGRAPHS[4])
+    flagged = tmp_path / "flagged.jpg"
+    flagged.write_bytes(encode(photo))
+    env = {"WARDEN_DATA_DIR": str(tmp_path / "data")}
+    result = CliRunner().invoke(app, ["flag", str(flagged)], env=env)
+    assert result.exit_code == 0, result.output
+
+    root = tmp_path / "files"
+    root.mkdir()
+    w, h = photo.size
+    (root / "crop").write_bytes(encode(photo.crop((w // 10, h // 10, w - w // 10, h - h // 10))))
+    (root / "other").write_bytes(encode(photos.picture(photos.PHOTOGRAPHS[7])))
+    spec = StoreSpec(folder=str(root))
+    got = {r.key: r for r in scan_with_pool(settings, spec, list(list_keys(spec)), 1)}
+    assert got["crop"].decision == "reject" and got["crop"].reasons == ("hash_match",)
+    assert got["crop"].verdict is not None
+    assert [m["variant"] for m in got["crop"].verdict.matches] == ["keypoints"]
+    assert got["other"].decision == "accept"

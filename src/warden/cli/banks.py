@@ -19,6 +19,7 @@ from warden.cli.context import database, me, on_error, out, settings_from
 from warden.domain.banks import (
     DEFAULT_MIN_QUALITY,
     DEFAULT_PDQ_THRESHOLD,
+    Bank,
     BankAction,
     BankKind,
 )
@@ -64,6 +65,13 @@ def _resolve(target: str, settings: Settings, store: BankStore) -> Target:
     from warden.store.decisions import DecisionLog
 
     return resolve(target, settings, DecisionLog(store.db))
+
+
+def _keep_features(store: BankStore, bank: Bank, target: Target) -> int | None:
+    """jobs/flag.py `keep_features_in`, loaded with the image stack (see `_resolve`)."""
+    from warden.jobs.flag import keep_features_in  # the image stack: see `_resolve`
+
+    return keep_features_in(store, target, bank)
 
 
 @banks_app.callback(invoke_without_command=True)
@@ -163,9 +171,11 @@ def add(
     store = _store(ctx)
     kind = store.bank(bank).kind
     values: list[str] = []
+    files: list[Target] = []
     for item in hashes:
         if Path(item).is_file():
             target = _resolve(item, settings_from(ctx), store)
+            files.append(target)
             if signal_type(kind.value).exact and target.sha256:
                 values.append(target.sha256)
             else:
@@ -173,9 +183,12 @@ def add(
         else:
             values.append(item)
     result = store.add(bank, [NewEntry(v, "warden hashes add", by or me(), reason) for v in values])
+    # the files' keypoints too (issue 16): a crop or a small turn of them is refused
+    held = sum(_keep_features(store, store.bank(bank), target) is not None for target in files)
     typer.echo(
         f"{bank}: {result.added} added, {result.reactivated} restored, "
         f"{result.existing} already there"
+        + (f"; keypoints kept for {held} file(s)" if held else "")
     )
 
 

@@ -11,6 +11,11 @@ same picture (resized, recompressed, rotated) and who uploaded them.
 reject/review bank holding it and goes to the allow bank, which overrides
 both banks and the classifier.
 
+When Warden holds the picture itself (a file, or the bytes behind a decision:
+the flag chain fetches them), its ORB keypoints are stored with the bank entry
+that banked it (store/keypoint_features.py; never the picture), so that the
+scanner's keypoint stage refuses crops and small rotations of it too.
+
 The full flag (evidence, purge, ban, strike, and the `flag_action`/`ban_action`
 alerts) is services/flag_chain.py, which the console and `warden flag` share;
 this module is its bank step.
@@ -18,21 +23,22 @@ this module is its bank step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from warden.config import Settings
 from warden.domain.banks import Bank, BankAction, BankKind, HashMatch
-from warden.domain.signals import SHA256
+from warden.domain.signals import SHA256, signal_type
 from warden.domain.verdict import FrameHash
-from warden.errors import FlagError
-from warden.media import hashing, variants
-from warden.media.decode import decode
+from warden.errors import FlagError, MediaError
+from warden.media import hashing, keypoints, variants
+from warden.media.decode import DecodedMedia, DecodeLimits, decode
 from warden.media.matcher import BankMatcher
 from warden.store.bank_import import NewEntry
 from warden.store.banks import BankStore
 from warden.store.decisions import DecisionLog, DecisionRecord
+from warden.store.keypoint_features import KeypointFeatureStore
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class Target:
     #: Warden's own hashes of the first frame (media/variants.py: trimmed, normalised),
     #: only when Warden holds the file itself; banked apart from the plain PDQ.
     extra: tuple[FrameHash, ...] = ()
+    #: ORB keypoints of the first frame, only when Warden holds the picture (issue 16)
+    features: keypoints.Features | None = None
 
 
 @dataclass
@@ -56,6 +64,7 @@ class FlagReport:
     sha_bank: str
     added: list[str] = field(default_factory=list)  # hashes newly in a bank
     extra_bank: str | None = None  # where Warden's own hashes went (None: none banked)
+    keypoints_entry: int | None = None  # the entry the picture's keypoints are kept under
     low_quality: list[FrameHash] = field(default_factory=list)  # PDQ too weak to bank
     earlier: list[tuple[DecisionRecord, HashMatch]] = field(default_factory=list)
 
@@ -81,7 +90,13 @@ def resolve(arg: str, settings: Settings, decisions: DecisionLog) -> Target:
         )
         robust = settings.banks.robust_matching
         extra = variants.robust_frames(media.frames, query=False) if robust else ()
-        return Target(f"file {path.name}", hashing.sha256(data), frames, extra=extra)
+        return Target(
+            f"file {path.name}",
+            hashing.sha256(data),
+            frames,
+            extra=extra,
+            features=first_frame_features(media),
+        )
     if arg.isdigit():
         record = decisions.get(int(arg))
         if record is None:
@@ -98,6 +113,66 @@ def resolve(arg: str, settings: Settings, decisions: DecisionLog) -> Target:
             return Target(f"sha256 {sha}", sha, last.verdict.frames, last.id, who)
         return Target(f"sha256 {sha}", sha)
     raise FlagError(f"{arg!r} is neither a file, a decision id nor a 64-digit SHA-256")
+
+
+def first_frame_features(media: DecodedMedia) -> keypoints.Features | None:
+    """The keypoints of a decoded file's first frame, as the scanner describes it
+    (the same decode, the same frame); None when it has too few to match by."""
+    if not media.frames:
+        return None
+    found = keypoints.features(media.frames[0].image)
+    return found if len(found) >= keypoints.MIN_INLIERS else None
+
+
+def with_features(target: Target, data: bytes | None, limits: DecodeLimits) -> Target:
+    """The target with its picture's keypoints, taken from the file's bytes when they
+    are at hand (a decision's evidence or pict-rs's copy); unchanged when they are not,
+    or when the bytes are not the target's or do not decode."""
+    if target.features is not None or data is None:
+        return target
+    if target.sha256 and hashing.sha256(data) != target.sha256:
+        return target
+    try:
+        media = decode(data, limits)
+    except MediaError:
+        return target
+    return replace(target, features=first_frame_features(media))
+
+
+def _keep_features(store: BankStore, target: Target, pdq_bank: Bank, sha_bank: Bank) -> int | None:
+    """Store the target's keypoints under its first strong frame's PDQ entry in the
+    flag bank (else its SHA-256 entry): the entry id, or None without features."""
+    if target.features is None or not target.sha256:
+        return None
+    strong = [f for f in target.frames if f.quality >= pdq_bank.min_quality]
+    bank, value = (pdq_bank, strong[0].pdq) if strong else (sha_bank, target.sha256)
+    ids = [e.id for e in store.lookup(value) if e.bank == bank.name]
+    if not ids:
+        return None
+    f = target.features
+    KeypointFeatureStore(store.db).save(ids[0], target.sha256, f.points, f.descriptors)
+    return ids[0]
+
+
+def keep_features_in(store: BankStore, target: Target, bank: Bank) -> int | None:
+    """`warden hashes add FILE`: the file's keypoints under the entry just added to
+    `bank` (its first strong frame's PDQ in a PDQ bank, its SHA-256 in an exact one),
+    so a crop or a small turn of a file an admin banked by hand is refused too."""
+    if target.features is None or not target.sha256:
+        return None
+    if signal_type(bank.kind.value).exact:
+        value = target.sha256
+    else:
+        strong = [f for f in target.frames if f.quality >= bank.min_quality]
+        if not strong:
+            return None
+        value = strong[0].pdq
+    ids = [e.id for e in store.lookup(value) if e.bank == bank.name]
+    if not ids:
+        return None
+    f = target.features
+    KeypointFeatureStore(store.db).save(ids[0], target.sha256, f.points, f.descriptors)
+    return ids[0]
 
 
 def _banks(store: BankStore, name: str, action: BankAction, what: str) -> tuple[Bank, Bank]:
@@ -158,6 +233,7 @@ def flag(
             report.added.append(value)
         ids = [e.id for e in store.lookup(value) if e.bank == bank.name]
         matcher.add(bank.id, [(i, value) for i in ids])
+    report.keypoints_entry = _keep_features(store, target, pdq_bank, sha_bank)
     since = (now or datetime.now(UTC)) - timedelta(days=settings.banks.rematch_days)
     for record in decisions.since(since):
         if record.id == target.decision_id:

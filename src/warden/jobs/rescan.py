@@ -32,11 +32,14 @@ from warden.config import Settings
 from warden.domain.policy import FailMode
 from warden.domain.verdict import Verdict
 from warden.errors import ConfigError
+from warden.media.keypoint_stage import KeypointStage
 from warden.media.matcher import BankMatcher
 from warden.media.pipeline import ScanContext, Scanner
 from warden.services import bank_store, build_scanner, open_database
 from warden.services.bank_sync import BankSync
+from warden.services.keypoint_sync import KeypointSync
 from warden.services.recorder import DecisionRecorder, Facts, Recorded
+from warden.store.keypoint_features import KeypointFeatureStore
 from warden.store.quarantine import should_preserve
 
 if TYPE_CHECKING:
@@ -119,15 +122,20 @@ class RescanResult:
     data: bytes | None = None  # the media, only when it must be preserved as evidence
 
 
-def _bank_matcher(settings: Settings) -> BankMatcher:
-    """The banks as the gate holds them, loaded once per worker."""
+def _held_banks(settings: Settings) -> tuple[BankMatcher, KeypointStage | None]:
+    """The banks as the gate holds them, loaded once per worker: the hashes and the
+    held pictures' keypoints (issue 16), so a rescan after a flag finds the crops
+    and small turns of the flagged picture already in storage, as the gate would."""
     matcher = BankMatcher()
+    stage = KeypointStage() if settings.banks.keypoints else None
     database = open_database(settings)
     try:
-        BankSync(bank_store(database), matcher).load()
+        store = bank_store(database)
+        held = None if stage is None else KeypointSync(KeypointFeatureStore(database), store, stage)
+        BankSync(store, matcher, keypoints=held).load()
     finally:
         database.dispose()
-    return matcher
+    return matcher, stage
 
 
 def _migrate(settings: Settings) -> None:
@@ -144,7 +152,8 @@ class RescanWorker:
 
     def __init__(self, settings_json: str, spec: StoreSpec) -> None:
         settings = Settings.model_validate_json(settings_json)
-        self.scanner: Scanner = build_scanner(settings, matcher=_bank_matcher(settings))
+        matcher, held = _held_banks(settings)
+        self.scanner: Scanner = build_scanner(settings, matcher=matcher, keypoints=held)
         self.spec = spec
         self._client = _s3(spec) if spec.bucket else None
 

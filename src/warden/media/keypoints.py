@@ -24,14 +24,22 @@ corpus should confirm the threshold.
 `KeypointIndex` holds the features of every held picture and finds candidates
 by voting: each query descriptor's nearest held descriptor (Hamming) votes for
 its picture; the few pictures with the most votes are verified geometrically.
-The vote is brute force over all held descriptors (about 0.1 ms per held
-picture per query on one core): fine for the thousands of pictures an instance
-flags itself, not for millions.
+The nearest descriptor is looked up in multi-index tables (16-bit pieces of the
+descriptor), not by brute force over every held descriptor: brute force costs
+about 0.9 ms per held picture per query (and OpenCV's matcher refuses more than
+2**18 held descriptors, about 520 pictures, at once); the tables cost about 4 ms
+at 1,000 held pictures and verify the same pictures on the corpus
+(`bench/keypoint_stage.py`, tests/banks/test_keypoint_stage.py). Sized for the
+thousands of pictures an instance flags itself, not for millions.
+
+The scanner's stage around this index (held pictures per bank entry, the
+decision) is media/keypoint_stage.py.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -54,6 +62,21 @@ CANDIDATES = 3
 MIN_SCALE = 0.25
 #: RANSAC reprojection error, in pixels at SIDE.
 REPROJECTION_PX = 6.0
+#: 16-bit pieces a descriptor is cut into for the candidate tables (256 bits = 16 x 16).
+CHUNKS = 16
+#: A held descriptor farther than this (bits of 256) from a query descriptor is no vote.
+NEAR_BITS = 64
+#: Table buckets fuller than this many times the average (and than MIN_BUCKET) are
+#: skipped: a 16-bit value that many held patches share (flat or repeated patches)
+#: says little and costs a distance per patch. At 1,000 held pictures (500,000
+#: descriptors, 7.6 a bucket on average) this keeps a query near 40,000 distances.
+BUCKET_FACTOR = 4
+MIN_BUCKET = 16
+#: Votes (distinct held descriptors) a held picture needs before it is verified. On
+#: the corpus an edited copy (10 % crops, 5 degree turns, screenshots) drew at least 27
+#: and unrelated pictures up to 34, so the floor decides nothing alone: it only spares
+#: RANSAC for pictures with next to nothing in common with the query.
+VOTE_FLOOR = 12
 
 
 @dataclass(frozen=True)
@@ -131,18 +154,76 @@ class KeypointMatch:
     inliers: int
 
 
+def _popcount(words: np.ndarray) -> np.ndarray:
+    """Set bits per row of uint64 words (NumPy 2's `bitwise_count`, else a byte table)."""
+    count = getattr(np, "bitwise_count", None)
+    if count is not None:
+        bits = np.asarray(count(words), np.uint8)
+    else:
+        bits = np.asarray([bin(i).count("1") for i in range(256)], np.uint8)[words.view(np.uint8)]
+    return np.asarray(bits.sum(axis=1, dtype=np.int32))
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """The held descriptors and their multi-index tables, built once per change and
+    swapped whole (a query reads one consistent snapshot without a lock)."""
+
+    held: dict[int, Features]
+    words: np.ndarray  # (n, 4) uint64: the descriptors, for exact distances
+    owner: np.ndarray  # (n,) int64: the entry each descriptor belongs to
+    order: np.ndarray  # (CHUNKS * n,) int32: descriptor rows sorted by each chunk's value
+    offsets: np.ndarray  # (CHUNKS, 65537) int64: where each chunk value starts in `order`
+
+    @classmethod
+    def build(cls, held: dict[int, Features]) -> _Tables:
+        kept = [(e, f) for e, f in held.items() if len(f)]
+        stack = (
+            np.ascontiguousarray(np.concatenate([f.descriptors for _, f in kept]))
+            if kept
+            else np.empty((0, 32), np.uint8)
+        )
+        owner = (
+            np.concatenate([np.full(len(f), e, np.int64) for e, f in kept])
+            if kept
+            else np.empty(0, np.int64)
+        )
+        n = len(stack)
+        chunks = stack.view(np.uint16)  # (n, CHUNKS)
+        order = np.empty(CHUNKS * n, np.int32)
+        offsets = np.zeros((CHUNKS, 65537), np.int64)
+        for c in range(CHUNKS):
+            keys = chunks[:, c]
+            order[c * n : (c + 1) * n] = np.argsort(keys, kind="stable")
+            offsets[c, 1:] = np.cumsum(np.bincount(keys, minlength=65536)) + c * n
+            offsets[c, 0] = c * n
+        return cls(held, stack.view(np.uint64), owner, order, offsets)
+
+
 class KeypointIndex:
-    """The features of every held picture; thread-safe, copy-on-write updates."""
+    """The features of every held picture; thread-safe, copy-on-write updates.
+
+    Candidates come from multi-index hashing: each 256-bit descriptor is cut into
+    16 pieces of 16 bits, and a held descriptor is a candidate neighbour of a query
+    descriptor when one piece is equal (two ORB descriptors of the same patch differ
+    in a few bits, so most share a piece; unrelated ones differ in about half). Each
+    query descriptor's nearest candidate within NEAR_BITS votes for its picture, and
+    the pictures with the most votes (at least VOTE_FLOOR) are verified by RANSAC.
+    About 1-3 ms at 1,000 held pictures where a brute-force vote over all held
+    descriptors takes a second (`bench/keypoint_stage.py`); `brute_votes` is that
+    reference, and a test shows both verify the same pictures on the corpus."""
 
     def __init__(self, min_inliers: int = MIN_INLIERS) -> None:
         self.min_inliers = min_inliers
         self._held: dict[int, Features] = {}
-        self._stack = np.empty((0, 32), np.uint8)
-        self._owner = np.empty(0, np.int64)
+        self._tables = _Tables.build(self._held)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._held)
+
+    def __contains__(self, entry: object) -> bool:
+        return entry in self._held
 
     def add(self, entry: int, image: Image.Image) -> Features:
         """Describe a held picture and keep it under `entry`."""
@@ -151,39 +232,131 @@ class KeypointIndex:
         return found
 
     def add_features(self, entry: int, found: Features) -> None:
+        """Keep one more picture; the tables are rebuilt at the next query, so that an
+        index built picture by picture (benches, tests) costs one build, not one each."""
         with self._lock:
-            held = dict(self._held)
-            held[entry] = found
-            self._rebuild(held)
+            self._held = {**self._held, entry: found}
 
     def remove(self, entry: int) -> None:
+        """Drop one picture; the tables are rebuilt at the next query."""
         with self._lock:
             held = dict(self._held)
             held.pop(entry, None)
-            self._rebuild(held)
+            self._held = held
 
-    def _rebuild(self, held: dict[int, Features]) -> None:
-        stack = [f.descriptors for f in held.values() if len(f)]
-        owner = [np.full(len(f), e, np.int64) for e, f in held.items() if len(f)]
-        self._stack = np.concatenate(stack) if stack else np.empty((0, 32), np.uint8)
-        self._owner = np.concatenate(owner) if owner else np.empty(0, np.int64)
-        self._held = held
+    def update(self, added: dict[int, Features], removed: Iterable[int]) -> None:
+        """Add (or replace) and remove held pictures, rebuilding the tables now (off
+        the request path: the sync's thread) and once for the whole batch."""
+        with self._lock:
+            held = dict(self._held)
+            for entry in removed:
+                held.pop(entry, None)
+            held.update(added)
+            self._held, self._tables = held, _Tables.build(held)
+
+    def replace(self, held: dict[int, Features]) -> None:
+        """Hold exactly these pictures (a full load), tables built now."""
+        with self._lock:
+            self._held = dict(held)
+            self._tables = _Tables.build(self._held)
+
+    def entries(self) -> set[int]:
+        return set(self._held)
+
+    def _current(self) -> _Tables:
+        """The tables of the pictures held now (rebuilt if `add_features` or `remove`
+        changed them since)."""
+        tables = self._tables
+        if tables.held is self._held:
+            return tables
+        with self._lock:
+            if self._tables.held is not self._held:
+                self._tables = _Tables.build(self._held)
+            return self._tables
 
     def match(self, image: Image.Image) -> list[KeypointMatch]:
         """Held pictures this one shows (at least `min_inliers`), most inliers first."""
         return self.match_features(features(image))
 
     def match_features(self, query: Features) -> list[KeypointMatch]:
-        held, stack, owner = self._held, self._stack, self._owner
-        if len(query) < 2 or not len(stack):
+        tables = self._current()
+        if len(query) < 2 or not len(tables.owner):
             return []
-        nearest = cv2.BFMatcher(cv2.NORM_HAMMING).match(query.descriptors, stack)
-        votes = np.bincount(
-            np.searchsorted(np.unique(owner), owner[[m.trainIdx for m in nearest]]),
-            minlength=len(np.unique(owner)),
-        )
-        entries = np.unique(owner)
-        best = entries[np.argsort(-votes, kind="stable")[:CANDIDATES]]
-        found = [KeypointMatch(int(e), inliers(query, held[int(e)])) for e in best]
+        return self._verify(tables, query, self.candidates(query, tables))
+
+    def candidates(self, query: Features, tables: _Tables | None = None) -> list[int]:
+        """The held pictures worth verifying: most votes first, at least VOTE_FLOOR."""
+        tables = tables or self._current()
+        return _top(tables, _mih_votes(tables, query))
+
+    def brute_candidates(self, query: Features) -> list[int]:
+        """`candidates` by comparing every query descriptor with every held one: the
+        reference the tables must agree with (tests), far too slow past a few hundred
+        held pictures."""
+        tables = self._current()
+        return _top(tables, _brute_votes(tables, query))
+
+    def _verify(self, tables: _Tables, query: Features, best: list[int]) -> list[KeypointMatch]:
+        found = [KeypointMatch(e, inliers(query, tables.held[e])) for e in best]
         found = [m for m in found if m.inliers >= self.min_inliers]
         return sorted(found, key=lambda m: -m.inliers)
+
+
+def _top(tables: _Tables, nearest: np.ndarray) -> list[int]:
+    """Entries by votes: each held descriptor that is some query descriptor's nearest
+    (-1: none) votes once for its picture (a flat patch that many query patches land
+    on is one piece of evidence, as in `_good_pairs`)."""
+    owners = tables.owner[np.unique(nearest[nearest >= 0])]
+    if not len(owners):
+        return []
+    entries, votes = np.unique(owners, return_counts=True)
+    ranked = np.argsort(-votes, kind="stable")[:CANDIDATES]
+    return [int(entries[i]) for i in ranked if votes[i] >= VOTE_FLOOR]
+
+
+def _mih_votes(tables: _Tables, query: Features) -> np.ndarray:
+    """Each query descriptor's nearest held descriptor among those sharing a 16-bit
+    piece with it, within NEAR_BITS (-1: none)."""
+    q = np.ascontiguousarray(query.descriptors)
+    m = len(q)
+    keys = q.view(np.uint16).astype(np.int64)  # (m, CHUNKS)
+    rows = np.arange(CHUNKS)[None, :]
+    starts = tables.offsets[rows, keys]
+    lengths = tables.offsets[rows, keys + 1] - starts
+    lengths[lengths > max(MIN_BUCKET, BUCKET_FACTOR * len(tables.owner) >> 16)] = 0
+    flat_len = lengths.ravel()
+    total = int(flat_len.sum())
+    nearest = np.full(m, -1, np.int64)
+    if total == 0:
+        return nearest
+    flat_start = starts.ravel()
+    ends = np.cumsum(flat_len)
+    positions = np.arange(total) - np.repeat(ends - flat_len, flat_len)
+    positions += np.repeat(flat_start, flat_len)
+    held_rows = tables.order[positions].astype(np.int64)
+    query_rows = np.repeat(np.repeat(np.arange(m), CHUNKS), flat_len)
+    distance = _popcount(tables.words[held_rows] ^ q.view(np.uint64)[query_rows])
+    near = distance <= NEAR_BITS
+    query_rows, held_rows, distance = query_rows[near], held_rows[near], distance[near]
+    if not len(distance):
+        return nearest
+    # per query: the nearest, then the lowest row (one sort of a composite key)
+    key = np.sort((query_rows << 40) | (distance.astype(np.int64) << 32) | held_rows)
+    first = np.ones(len(key), bool)
+    first[1:] = (key[1:] >> 40) != (key[:-1] >> 40)
+    nearest[key[first] >> 40] = key[first] & 0xFFFFFFFF
+    return nearest
+
+
+def _brute_votes(tables: _Tables, query: Features, block: int = 200_000) -> np.ndarray:
+    """`_mih_votes` over every held descriptor: OpenCV's brute-force matcher, in blocks
+    (it refuses more than 2**18 training rows at once)."""
+    stack = tables.words.view(np.uint8).reshape(-1, 32)
+    best = np.full(len(query), NEAR_BITS + 1, np.int64)
+    nearest = np.full(len(query), -1, np.int64)
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    for at in range(0, len(stack), block):
+        for m in matcher.match(query.descriptors, stack[at : at + block]):
+            if m.distance < best[m.queryIdx]:
+                best[m.queryIdx], nearest[m.queryIdx] = int(m.distance), m.trainIdx + at
+    return nearest

@@ -32,6 +32,7 @@ from warden.media import hashing, pdq_hasher, second_look, variants
 from warden.media.classify import Classification, Classifier
 from warden.media.decode import DecodedMedia, DecodeLimits
 from warden.media.decoder_pool import Decoder, InProcessDecoder
+from warden.media.keypoint_stage import KeypointStage
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class Scanner:
         classifier_error: str | None = None,
         decoder: Decoder | None = None,
         robust_hashes: bool = True,
+        keypoints: KeypointStage | None = None,
     ) -> None:
         self.limits = limits
         self.policy = policy
@@ -95,13 +97,18 @@ class Scanner:
         self.decoder: Decoder = decoder or InProcessDecoder()
         #: also match Warden's own trimmed and normalised hashes (`banks.robust_matching`)
         self.robust_hashes = robust_hashes
+        #: held pictures matched by local features when no hash matched (issue 16)
+        self.keypoints = keypoints
 
     def start(self) -> None:
         """Start (prewarm) the decoder's workers, if it has any, and load the compiled
-        PDQ hasher (from numba's cache; compiled once on a first run), so that the
-        first request does not wait for either."""
+        PDQ hasher and, when robust hashes are on, the border search (from numba's
+        cache; compiled once on a first run), so that the first request does not
+        wait for any of them."""
         self.decoder.start()
         pdq_hasher.warm_up()
+        if self.robust_hashes and self.matcher is not None:
+            variants.warm_up()
 
     def close(self) -> None:
         """Stop the decoder's workers; a later scan starts them again."""
@@ -162,6 +169,8 @@ class Scanner:
                 if any(m.decision is Decision.ACCEPT for m in item.matches):
                     decision = Decision.ACCEPT  # an allow bank overrides a false positive
                 item.verdict = self._verdict(item, decision, tuple(m.reason for m in item.matches))
+        if item.verdict is None and self.keypoints is not None and self.keypoints.active:
+            self._keypoint_stage(item)
         return item
 
     def finish(self, items: Sequence[Prepared]) -> list[Verdict]:
@@ -201,6 +210,27 @@ class Scanner:
         return self._verdict(item, Decision.REJECT, (reason,))
 
     # -- internals --------------------------------------------------------------
+
+    def _keypoint_stage(self, item: Prepared) -> None:
+        """No hash matched: look the first frame up among the pictures Warden holds
+        (media/keypoint_stage.py); a match decides like its bank, an error fails closed."""
+        assert self.keypoints is not None
+        if item.decoded is None or not item.decoded.frames:
+            return
+        t0 = time.perf_counter()
+        try:
+            found = self.keypoints.match(item.decoded.frames[0].image)
+        except Exception as exc:
+            log.exception("keypoint matching failed for %s", item.sha256)
+            item.verdict = self.failure(item, _scan_error(exc, "keypoint matching failed"))
+            return
+        item.timings["keypoints"] = _ms(t0)
+        if found:
+            item.matches = tuple(found)
+            decision = worst([m.decision for m in found])
+            if any(m.decision is Decision.ACCEPT for m in found):
+                decision = Decision.ACCEPT
+            item.verdict = self._verdict(item, decision, tuple(m.reason for m in found))
 
     def _classify(self, pending: Sequence[Prepared]) -> None:
         if self.classifier is None:

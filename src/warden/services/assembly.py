@@ -16,6 +16,7 @@ from warden.adapters.pictrs_proxy import IngestTracker, PictrsProxy
 from warden.config import Settings
 from warden.domain.verdict import Verdict
 from warden.jobs.invites import InviteWorker
+from warden.media.keypoint_stage import KeypointStage
 from warden.media.matcher import BankMatcher
 from warden.media.pipeline import Prepared, Scanner
 from warden.membership.gate import AccessGate, RuleSource
@@ -31,6 +32,7 @@ from warden.services.factories import bank_store, invite_store, lemmy_client, op
 from warden.services.feeds import build_feed_service
 from warden.services.gate import MediaGate
 from warden.services.invites import InviteService, InvitesFeature
+from warden.services.keypoint_sync import KeypointSync
 from warden.services.metrics import Metrics
 from warden.services.recorder import DecisionRecorder
 from warden.services.scanning import build_scanner, config_version, fail_modes
@@ -38,6 +40,7 @@ from warden.services.signins import Sessions
 from warden.store.database import Database
 from warden.store.decisions import DecisionLog
 from warden.store.feeds import FeedStore
+from warden.store.keypoint_features import KeypointFeatureStore
 from warden.store.quarantine import EvidenceStore, open_evidence_store
 from warden.store.tokens import TokenStore
 
@@ -106,6 +109,13 @@ def build_invites(settings: Settings, database: Database, identity: Identity) ->
     )
 
 
+def keypoint_sync(database: Database, stage: KeypointStage | None) -> KeypointSync | None:
+    """The follower of the held pictures' features for this stage (None without one)."""
+    if stage is None:
+        return None
+    return KeypointSync(KeypointFeatureStore(database), bank_store(database), stage)
+
+
 def build_services(
     settings: Settings,
     *,
@@ -120,12 +130,21 @@ def build_services(
     The database is not migrated here: `warden serve` runs `upgrade()` first.
     """
     matcher = BankMatcher()
-    scanner = scanner or build_scanner(settings, matcher=matcher)
+    # the held pictures' keypoint stage (issue 16): loaded and followed with the banks
+    keypoints = KeypointStage() if settings.banks.keypoints else None
+    scanner = scanner or build_scanner(settings, matcher=matcher, keypoints=keypoints)
     if scanner.matcher is None:
         scanner.matcher = matcher
+    if scanner.keypoints is None:
+        scanner.keypoints = keypoints
     database = database or open_database(settings)
     banks = (
-        bank_sync(settings, bank_store(database), scanner.matcher)
+        bank_sync(
+            settings,
+            bank_store(database),
+            scanner.matcher,
+            keypoints=keypoint_sync(database, scanner.keypoints),
+        )
         if isinstance(scanner.matcher, BankMatcher)
         else None
     )
@@ -149,6 +168,7 @@ def build_services(
         scan_workers=settings.server.scan_workers,
         external=external,
         alerts=alerts,
+        refusal_pace_s=settings.server.refusal_pace_ms / 1000,
     )
     identity = identity or build_identity(settings)
     invites = build_invites(settings, database, identity) if settings.invites.enabled else None
@@ -173,6 +193,8 @@ def build_services(
             lemmy=identity.lemmy,
             rules=access.rules,
             matcher=scanner.matcher,
+            # a flag or an approval bites in this process at once, not at the next refresh
+            refresh_banks=banks.refresh if banks is not None else lambda: None,
             alerts=alerts,
         )
         if settings.console.enabled

@@ -13,6 +13,11 @@ replays only what the log says changed since, instead of reading every entry
 and rebuilding (10 million hashes: ~20 s and a full table scan at every start).
 A saved index from another database, with marks ahead of this database's, or
 for a bank whose kind changed, is not used; a bank it lacks is read in full.
+
+With a `keypoints` sync, the features of held pictures (the scanner's keypoint
+stage, services/keypoint_sync.py) are loaded and refreshed with the banks, so
+whatever refreshes the banks (the flag chain, feeds, the follower) refreshes
+them too.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 from warden.config import Settings
 from warden.media import index_file
 from warden.media.matcher import BankMatcher
+from warden.services.keypoint_sync import KeypointSync
 from warden.store.banks import BankStore
 
 log = logging.getLogger(__name__)
@@ -46,8 +52,10 @@ class BankSync:
         check_every_s: float = 600,
         index_dir: Path | None = None,
         warm: bool = True,
+        keypoints: KeypointSync | None = None,
     ) -> None:
         self.store = store
+        self.keypoints = keypoints
         self.matcher = matcher
         self.check_every_s = check_every_s
         self.index_dir = index_dir
@@ -103,6 +111,8 @@ class BankSync:
             self._entry_mark, self._event_mark = entry_mark, event_mark
         if read_in_full:
             self.save()
+        if self.keypoints is not None:
+            self.keypoints.load()
         sizes = self.matcher.sizes()
         log.info(
             "hash banks loaded: %s (%d MiB of arrays, %d banks read in full)",
@@ -165,7 +175,10 @@ class BankSync:
         """Apply what changed since the last load or refresh; the number of changes.
         Safe to call from several threads (one runs at a time)."""
         with self.lock:
-            return self._refresh()
+            changes = self._refresh()
+            if self.keypoints is not None:
+                changes += self.keypoints.refresh()
+            return changes
 
     def _refresh(self) -> int:
         # below every bank's `_loaded_below` nothing is new: right after a load the
@@ -249,12 +262,23 @@ class BankSync:
 
 
 def bank_sync(
-    settings: Settings, store: BankStore, matcher: BankMatcher, *, warm: bool = True
+    settings: Settings,
+    store: BankStore,
+    matcher: BankMatcher,
+    *,
+    warm: bool = True,
+    keypoints: KeypointSync | None = None,
 ) -> BankSync:
     """The sync `warden serve` and `warden hashes match` use: saving its index in
     `data_dir`, so each start opens it instead of rebuilding it. `warm=False` for a
     one-shot process: its few queries run in NumPy, without importing numba."""
-    return BankSync(store, matcher, index_dir=settings.data_dir / INDEX_FOLDER, warm=warm)
+    return BankSync(
+        store,
+        matcher,
+        index_dir=settings.data_dir / INDEX_FOLDER,
+        warm=warm,
+        keypoints=keypoints,
+    )
 
 
 async def follow_banks(sync: BankSync, settings: Settings, stop: asyncio.Event) -> None:

@@ -150,6 +150,7 @@ class Services:
         version = config_version(new)
         self.gate.config_version = version
         self.gate.deadline_s = new.server.deadline_ms / 1000
+        self.gate.refusal_pace_s = new.server.refusal_pace_ms / 1000
         self.settings = new
         self.reload_rules()
         self._swap_alerting(rebuilt)

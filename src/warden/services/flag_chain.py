@@ -41,6 +41,7 @@ from warden.jobs import flag as flagging
 from warden.media.matcher import BankMatcher
 from warden.services.alerts import Alerts
 from warden.services.flag_evidence import FlagEvidence, Step, Subject, account_of
+from warden.services.scanning import decode_limits
 from warden.services.thumbnails import MediaSource
 from warden.store.banks import BankStore
 from warden.store.decisions import DecisionLog, DecisionRecord
@@ -281,12 +282,25 @@ class FlagChain:
                 result.steps.append(strike)
         return result
 
+    def _held(self, subject: Subject) -> flagging.Target:
+        """The target with its picture's keypoints when Warden can get the picture: the
+        named file, else the decision's evidence or pict-rs's copy (issue 16: the
+        scanner then refuses crops and small rotations of it too). Without the bytes
+        the hashes are banked all the same."""
+        target = subject.target
+        if target.features is not None:
+            return target
+        data = subject.media
+        if data is None and subject.record is not None:
+            data = self.source.media(subject.record)
+        return flagging.with_features(target, data, decode_limits(self.settings))
+
     def _bank(
         self, subject: Subject, actor: str, reason: str
     ) -> tuple[Step, flagging.FlagReport | None]:
         try:
             report = flagging.flag(
-                subject.target,
+                self._held(subject),
                 settings=self.settings,
                 store=self.banks,
                 decisions=self.decisions,
@@ -296,12 +310,13 @@ class FlagChain:
             self.refresh_banks()
         except WardenError as exc:
             return Step("bank", False, exc.message), None
+        held = "; keypoints kept" if report.keypoints_entry is not None else ""
         return (
             Step(
                 "bank",
                 True,
                 f"{len(report.added)} new hashes in {report.pdq_bank} / {report.sha_bank};"
-                f" {len(report.earlier)} earlier uploads match",
+                f" {len(report.earlier)} earlier uploads match{held}",
             ),
             report,
         )

@@ -17,6 +17,7 @@ from warden.errors import ModelUnavailable
 from warden.media.classify import Classifier, NudeNetClassifier
 from warden.media.decode import DecodeLimits
 from warden.media.decoder_pool import Decoder, DecoderPool, InProcessDecoder
+from warden.media.keypoint_stage import KeypointStage
 from warden.media.pipeline import Scanner
 
 log = logging.getLogger(__name__)
@@ -77,12 +78,14 @@ def build_scanner(
     matcher: HashMatcher | None = None,
     require_model: bool = False,
     decode_workers: int | None = None,
+    keypoints: KeypointStage | None = None,
 ) -> Scanner:
     """A scanner for these settings.
 
     Without `require_model`, a model that cannot load leaves the scanner
     without a classifier: every scan then answers with its source's failure
     mode and the reason `model_unavailable`, which is what fail-closed means.
+    `keypoints`: the held pictures' stage (filled by services/keypoint_sync.py).
     """
     error: str | None = None
     if classifier is None:
@@ -103,6 +106,7 @@ def build_scanner(
         classifier_error=error,
         decoder=build_decoder(settings, decode_workers),
         robust_hashes=settings.banks.robust_matching,
+        keypoints=keypoints,
     )
 
 

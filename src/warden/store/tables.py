@@ -12,6 +12,7 @@ from warden.store import (  # noqa: F401
     decisions,
     feed_tables,
     invites,
+    keypoint_features,
     places,
     tokens,
 )
