@@ -56,6 +56,19 @@ def _regressions() -> list[object]:
     return cases
 
 
+#: libFuzzer's `-rss_limit_mb` reads the process's peak RSS (`getrusage` ru_maxrss),
+#: and Linux carries a parent's peak into a child it forks, across `execve` too: a
+#: harness started straight from this test process began at the whole test run's
+#: ~2.2 GB (every earlier test's models, indexes and pictures) and was "out of
+#: memory" before its first input. A child started by a small middle process starts
+#: at its own RSS (measured: 2,310 MB direct, 10 MB through the middle process).
+FRESH_PEAK = [
+    sys.executable,
+    "-c",
+    "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))",
+]
+
+
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONHASHSEED": "0", "PYTHONWARNINGS": "ignore"}
 
@@ -197,6 +210,7 @@ def test_short_fuzz_run(target: str, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     seeds.write(target, corpus)
     command = [
+        *FRESH_PEAK,
         sys.executable,
         "-m",
         "tests.fuzz.harness",
