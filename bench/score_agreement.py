@@ -24,6 +24,7 @@ Debian packages ship (`tests/photos.py`), scaled to 640, 1024 and 2048 px as
 JPEG, and to 1024 px as PNG and WebP.
 
     .venv/bin/python bench/score_agreement.py [--scan-side 320] [--corpus all|skimage|packages]
+        [--precision float|int8]
 """
 
 from __future__ import annotations
@@ -122,12 +123,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scan-side", type=int, default=320)
     parser.add_argument("--corpus", choices=("all", "skimage", "packages"), default="all")
+    parser.add_argument("--precision", choices=("float", "int8"), default="float")
     args = parser.parse_args()
     detector = NudeDetector()
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(None, data_dir=Path(tmp))
         settings.media.scan_side = args.scan_side
         settings.media.isolation = "thread"  # the same decode, without worker processes
+        settings.model.precision = args.precision
         scanner = build_scanner(settings, require_model=True)
         groups: dict[str, dict[str, list[float]]] = {
             "full decode": {k: [] for k in NUDENET_LABELS},
@@ -164,7 +167,10 @@ def main() -> None:
                         )
                 flips += policy.judge(ref)[0] != policy.judge(ours)[0]
                 total += 1
-        print(f"scan_side {args.scan_side}; differences over 0.05 are listed above")
+        print(
+            f"scan_side {args.scan_side}, model.precision {args.precision};"
+            " differences over 0.05 are listed above"
+        )
         for title, diffs in groups.items():
             if diffs[NUDENET_LABELS[0]]:
                 table(title, diffs)

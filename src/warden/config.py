@@ -112,7 +112,7 @@ class ModelSettings(BaseModel):
 
     calibration_dir: Path | None = Field(
         None,
-        description="Folder of ordinary images used to calibrate the int8 copy; default: synthetic images.",
+        description="Folder of ordinary images used to calibrate the int8 copy; default: the ranges shipped for the bundled model (synthetic images for another model).",
     )
     path: Path | None = Field(
         None,
@@ -127,7 +127,7 @@ class ModelSettings(BaseModel):
     )
     precision: Literal["float", "int8"] = Field(
         "float",
-        description="float runs the model as shipped; int8 runs a quantised copy made on first use.",
+        description="float runs the model as shipped; int8 runs a quantised copy made on first use (about 1.7x faster per model call; scores within 0.05 of float on held-out ordinary photos, but one wallpaper in 370 files drifts by up to 0.16, so float stays the default).",
     )
     batch_size: int = Field(8, ge=1, le=256, description="Most images per model call.")
     min_score: float = Field(
