@@ -124,3 +124,27 @@ def test_rates_and_table_from_score_fixtures(tmp_path):
     labels = tmp_path / "l.csv"
     labels.write_text("# comment\na.png,reject\n")
     assert read_labels(labels, tmp_path) == {(tmp_path / "a.png").resolve(): "reject"}
+
+
+def test_eval_counts_and_lists_what_the_second_look_accepted(tmp_path):
+    """Default settings, real model: Ubuntu MATE's dandelion wallpaper (TwoWings,
+    640 px PNG) reads FEMALE_GENITALIA_EXPOSED at the review band and is accepted by
+    the second look (issue 17); `warden eval` says so apart from the plain accepts,
+    so an admin sees what `policy.second_look_reviews` changes."""
+    from tests import photos
+
+    root = tmp_path / "pictures"
+    root.mkdir()
+    picture = photos.picture("mate/nature/TwoWings.jpg", 1024).copy()
+    picture.thumbnail((640, 640))
+    (root / "dandelion.png").write_bytes(encode(picture, "PNG"))
+    (root / "plain.png").write_bytes(encode(gradient(320, 240, seed=3), "PNG"))
+    config = tmp_path / "warden.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    result = runner.invoke(app, ["--config", str(config), "eval", str(root), "--expect", "accept"])
+    assert result.exit_code == 0, result.output
+    assert "accepted after a second look" in result.output
+    row = next(line for line in result.output.splitlines() if "after a second look" in line)
+    assert [cell.strip() for cell in row.split("│")[2:4]] == ["1", "50.00%"], row
+    assert "dandelion.png" in result.output and "FEMALE_GENITALIA_EXPOSED" in result.output
+    assert "plain.png" not in result.output

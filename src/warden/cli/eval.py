@@ -22,7 +22,7 @@ from rich.table import Table
 from warden.cli.context import err, on_error, out, settings_from
 from warden.errors import InputError, ModelUnavailable
 from warden.jobs import evaluate as ev
-from warden.jobs.evaluate import THRESHOLDS, Record
+from warden.jobs.evaluate import CLEARED, THRESHOLDS, Record
 from warden.jobs.scan import iter_files
 from warden.services import build_scanner
 
@@ -96,6 +96,9 @@ def evaluate(
     refused = [r for r in records if r.refused or r.decision == "error"]
     if refused:
         out.print(_refusals(refused, folder))
+    cleared = [r for r in records if CLEARED in r.reasons]
+    if cleared:
+        out.print(_cleared(cleared, folder))
     rules = [rule.label for rule in settings.policy.label_policy().rules]
     table = ev.threshold_table(records, ev.interesting_labels(records, rules))
     for group, rows in table.items():
@@ -119,6 +122,9 @@ def _summary(records: list[Record]) -> Table:
         table.add_row(decision, str(counts[decision]), f"{counts[decision] / n:.1%}")
     refused = counts["review"] + counts["reject"]
     table.add_row("[bold]refused (review + reject)[/]", str(refused), f"[bold]{refused / n:.2%}[/]")
+    cleared = sum(CLEARED in r.reasons for r in records)
+    if cleared:  # accepted, but only after the second look (policy.second_look_reviews)
+        table.add_row("accepted after a second look", str(cleared), f"{cleared / n:.2%}")
     ordinary = [r for r in records if r.ordinary]
     if ordinary:
         false = sum(r.refused for r in ordinary)
@@ -129,6 +135,24 @@ def _summary(records: list[Record]) -> Table:
     if to_refuse:
         missed = sum(r.decision == "accept" for r in to_refuse)
         table.add_row("missed (expected refused)", str(missed), f"{missed / len(to_refuse):.2%}")
+    return table
+
+
+def _name(r: Record, root: Path) -> str:
+    return str(r.path.relative_to(root)) if r.path.is_relative_to(root) else str(r.path)
+
+
+def _cleared(records: list[Record], root: Path) -> Table:
+    """The files a single-label review would have held, accepted by the second look:
+    an admin who turns `policy.second_look_reviews` off sees exactly these as reviews."""
+    table = Table(title="accepted after a second look (policy.second_look_reviews)")
+    table.add_column("file")
+    table.add_column("first look")
+    for r in records:
+        first = [
+            f"{label} {score:.2f}" for code, label, score in r.label_reasons if code == CLEARED
+        ]
+        table.add_row(_name(r, root), "; ".join(first))
     return table
 
 
@@ -143,8 +167,7 @@ def _refusals(records: list[Record], root: Path) -> Table:
         per_label.update(label for _, label, _ in r.label_reasons)
         if not why:
             why = list(r.reasons)
-        name = str(r.path.relative_to(root)) if r.path.is_relative_to(root) else str(r.path)
-        table.add_row(name, r.decision, "; ".join(why))
+        table.add_row(_name(r, root), r.decision, "; ".join(why))
     for label, n in per_label.most_common():
         table.add_row(f"[dim]  {label}[/dim]", "", f"[dim]{n} file(s)[/dim]")
     return table

@@ -33,6 +33,10 @@ EXPECTATIONS = ("accept", "review", "reject")
 THRESHOLDS = tuple(round(0.2 + 0.05 * i, 2) for i in range(16))
 
 
+#: The reason the second look records when it accepts a lone review (domain/policy.py).
+CLEARED = "label_cleared"
+
+
 @dataclass(frozen=True)
 class Record:
     """One file's outcome and what was expected of it (None: nothing said)."""
