@@ -53,6 +53,7 @@ from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.score_agreement import FLOOR, PHOTOS
 from tests import photos
 
 from warden.config import load_settings
@@ -65,24 +66,7 @@ from warden.media.classify import (
 )
 from warden.media.quantize import FLOAT_BLOCKS, quantize, synthetic_calibration
 
-SKIMAGE = (
-    "astronaut",
-    "coffee",
-    "chelsea",
-    "rocket",
-    "camera",
-    "cat",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "retina",
-    "colorwheel",
-    "moon",
-    "coins",
-    "brick",
-    "clock",
-    "cell",
-)
-FLOOR = 0.25
+SKIMAGE = PHOTOS  # the scikit-image photos score_agreement.py measures
 
 
 def split() -> tuple[dict[str, Image.Image], dict[str, Image.Image]]:

@@ -142,31 +142,30 @@ def with_features(target: Target, data: bytes | None, limits: DecodeLimits) -> T
 def _keep_features(store: BankStore, target: Target, pdq_bank: Bank, sha_bank: Bank) -> int | None:
     """Store the target's keypoints under its first strong frame's PDQ entry in the
     flag bank (else its SHA-256 entry): the entry id, or None without features."""
-    if target.features is None or not target.sha256:
-        return None
-    strong = [f for f in target.frames if f.quality >= pdq_bank.min_quality]
-    bank, value = (pdq_bank, strong[0].pdq) if strong else (sha_bank, target.sha256)
-    ids = [e.id for e in store.lookup(value) if e.bank == bank.name]
-    if not ids:
-        return None
-    f = target.features
-    KeypointFeatureStore(store.db).save(ids[0], target.sha256, f.points, f.descriptors)
-    return ids[0]
+    strong = _first_strong_pdq(target, pdq_bank)
+    bank, value = (pdq_bank, strong) if strong else (sha_bank, target.sha256)
+    return _save_features(store, target, bank, value)
 
 
 def keep_features_in(store: BankStore, target: Target, bank: Bank) -> int | None:
     """`warden hashes add FILE`: the file's keypoints under the entry just added to
     `bank` (its first strong frame's PDQ in a PDQ bank, its SHA-256 in an exact one),
     so a crop or a small turn of a file an admin banked by hand is refused too."""
-    if target.features is None or not target.sha256:
+    exact = signal_type(bank.kind.value).exact
+    value = target.sha256 if exact else _first_strong_pdq(target, bank)
+    return _save_features(store, target, bank, value)
+
+
+def _first_strong_pdq(target: Target, bank: Bank) -> str | None:
+    """The PDQ of the target's first frame of at least the bank's minimum quality."""
+    return next((f.pdq for f in target.frames if f.quality >= bank.min_quality), None)
+
+
+def _save_features(store: BankStore, target: Target, bank: Bank, value: str | None) -> int | None:
+    """Keep the target's keypoints beside its entry `value` in `bank`: the entry id,
+    or None when there are no features or no such entry."""
+    if target.features is None or not target.sha256 or not value:
         return None
-    if signal_type(bank.kind.value).exact:
-        value = target.sha256
-    else:
-        strong = [f for f in target.frames if f.quality >= bank.min_quality]
-        if not strong:
-            return None
-        value = strong[0].pdq
     ids = [e.id for e in store.lookup(value) if e.bank == bank.name]
     if not ids:
         return None
